@@ -1,0 +1,1 @@
+"""Datasets and image input of ssrnet_tf."""

@@ -1,0 +1,6 @@
+"""Model builders of ssrnet_tf."""
+
+from ssrnet_tf.models.ssrnet import build_ssrnet
+from ssrnet_tf.models.ssrnet_config import SSRNetConfig
+
+__all__ = ["SSRNetConfig", "build_ssrnet"]

@@ -1,0 +1,101 @@
+"""Tests of the SSR-Net functional model."""
+
+import numpy as np
+import pytest
+
+import keras
+
+from ssrnet_tf.export import TFLiteModel, convert_to_tflite
+from ssrnet_tf.layers import SoftStagewiseRegression
+from ssrnet_tf.models import build_ssrnet
+
+
+def random_faces(n=4, seed=0, size=64):
+    return np.random.default_rng(seed).uniform(0, 255, (n, size, size, 3)).astype("float32")
+
+
+def with_random_weights(model, seed=0):
+    """Random weights, with batch norm calibrated so that ages spread out.
+
+    Kernels are drawn with a fan-in scale, the stage distributions get a
+    positive bias, and each batch-norm layer's moving statistics are set to
+    the statistics of its input on random faces (what training would do).
+    """
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense)):
+            kernel, bias = layer.get_weights()
+            fan_in = int(np.prod(kernel.shape[:-1]))
+            bias_low = 0.5 if layer.name.endswith("_probabilities") else -0.1
+            layer.set_weights([
+                rng.normal(0, 1.5 / np.sqrt(fan_in), kernel.shape).astype("float32"),
+                rng.uniform(bias_low, bias_low + 0.2, bias.shape).astype("float32"),
+            ])
+    faces = random_faces(16, seed=seed + 1)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            features = keras.Model(model.input, layer.input).predict(faces, verbose=0)
+            gamma, beta = layer.get_weights()[:2]
+            layer.set_weights([gamma, beta, features.mean(axis=(0, 1, 2)), features.var(axis=(0, 1, 2))])
+    return model
+
+
+def test_reference_configuration_has_40915_parameters():
+    assert build_ssrnet().count_params() == 40915
+
+
+def test_has_no_lambda_layer_and_uses_the_registered_layer():
+    model = build_ssrnet()
+    assert not any(isinstance(layer, keras.layers.Lambda) for layer in model.layers)
+    assert isinstance(model.get_layer("age"), SoftStagewiseRegression)
+
+
+@pytest.mark.parametrize(
+    "stage_bins", [(5,), (4, 2), (3, 3, 3), (2, 5, 3), (3, 2, 4, 6)], ids=str
+)
+@pytest.mark.parametrize("stage_activation", ["relu", "softmax"])
+def test_forward_pass_for_one_to_four_stages(stage_bins, stage_activation):
+    model = build_ssrnet(stage_bins=stage_bins, stage_activation=stage_activation)
+    ages = model.predict(random_faces(), verbose=0)
+    assert ages.shape == (4, 1)
+    assert np.all(np.isfinite(ages)) and np.all(ages >= 0)
+
+
+def test_softmax_stage_distributions_sum_to_one():
+    model = build_ssrnet(stage_activation="softmax")
+    probe = keras.Model(model.input, model.get_layer("stage2_probabilities").output)
+    sums = probe.predict(random_faces(), verbose=0).sum(axis=-1)
+    np.testing.assert_allclose(sums, 1.0, rtol=1e-5)
+
+
+def test_other_input_sizes_and_widths():
+    model = build_ssrnet(input_shape=(96, 80, 3), stream_widths=(16, 8), stage_bins=(4, 4))
+    assert model.predict(random_faces(2, size=96)[:, :, :80], verbose=0).shape == (2, 1)
+
+
+def test_get_config_from_config_gives_identical_outputs():
+    model = with_random_weights(build_ssrnet(stage_bins=(4, 2, 3)))
+    clone = keras.Model.from_config(model.get_config())
+    clone.set_weights(model.get_weights())
+    faces = random_faces()
+    np.testing.assert_array_equal(model.predict(faces, verbose=0), clone.predict(faces, verbose=0))
+
+
+def test_keras_save_load_gives_identical_outputs(tmp_path):
+    model = with_random_weights(build_ssrnet())
+    path = tmp_path / "ssrnet.keras"
+    model.save(path)
+    restored = keras.saving.load_model(path)  # no custom_objects needed
+    faces = random_faces()
+    np.testing.assert_array_equal(model.predict(faces, verbose=0), restored.predict(faces, verbose=0))
+
+
+def test_tflite_float32_matches_keras(tmp_path):
+    model = with_random_weights(build_ssrnet(stage_bins=(3, 2, 4)))
+    faces = random_faces(8)
+    keras_ages = model.predict(faces, verbose=0)
+    assert keras_ages.std() > 1.0, "random weights should give a spread of ages"
+    path = tmp_path / "ssrnet.tflite"
+    convert_to_tflite(model, path)
+    tflite_ages = TFLiteModel(path).predict(faces)
+    np.testing.assert_allclose(tflite_ages, keras_ages, atol=0.01)
