@@ -83,6 +83,38 @@ class TFLiteModel:
         self._batch = None
 
     @property
+    def output_names(self):
+        """Output names of the model's serving signature (``["age", ...]``)."""
+        signatures = self._interpreter.get_signature_list()
+        if not signatures:
+            return ["output_0"]
+        return list(next(iter(signatures.values()))["outputs"])
+
+    def predict_outputs(self, batch: np.ndarray) -> dict:
+        """Runs the model and returns every output by name.
+
+        Uses the serving signature, so a Keras model with dict outputs
+        (``{"age": ..., "gender": ...}``) keeps its output names; a
+        single-output model's output is returned as ``"age"``.
+
+        Args:
+            batch: Input batch, as for :meth:`predict`.
+
+        Returns:
+            ``{output_name: array}``.
+        """
+        names = self.output_names
+        if len(names) == 1:
+            return {"age" if names[0] == "output_0" else names[0]: self.predict(batch)}
+        signatures = self._interpreter.get_signature_list()
+        key = next(iter(signatures))
+        runner = self._interpreter.get_signature_runner(key)
+        input_name = signatures[key]["inputs"][0]
+        batch = np.asarray(batch).astype(self._input["dtype"])
+        self._batch = None  # the signature runner may resize the tensors
+        return {name: np.array(value) for name, value in runner(**{input_name: batch}).items()}
+
+    @property
     def input_shape(self):
         """Input shape with ``-1`` for a dynamic batch."""
         return tuple(int(d) for d in self._input["shape_signature"])
