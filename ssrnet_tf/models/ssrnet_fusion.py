@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import keras
 
+from ssrnet_tf.layers.static_flatten import StaticFlatten
+
 
 def fusion_block(
     relu_features,
@@ -59,7 +61,7 @@ def fusion_block(
         )(features)
         if pool_size > 1:
             x = pooling(pool_size, name=f"{prefix}_{stream}_pool")(x)
-        branches.append(keras.layers.Flatten(name=f"{prefix}_{stream}_flatten")(x))
+        branches.append(StaticFlatten(name=f"{prefix}_{stream}_flatten")(x))
     relu_flat, tanh_flat = branches  # (b, g*g*filters) each
 
     # === Dynamic range: scale factor Delta_k ===

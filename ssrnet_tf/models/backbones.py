@@ -1,0 +1,111 @@
+"""Keras Applications backbones, by name, taking raw 0-255 BGR pixels."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable, Dict, Optional, Tuple
+
+import keras
+
+from ssrnet_tf.layers.pixel_normalization import pixel_normalization_for
+
+
+@dataclasses.dataclass(frozen=True)
+class BackboneSpec:
+    """How to build one Keras Applications family member.
+
+    Attributes:
+        constructor: Name of the ``keras.applications`` function.
+        preprocessing: Mode of :func:`pixel_normalization_for` reproducing
+            the family's ``preprocess_input`` from BGR 0-255 input.
+        has_alpha: Whether the family has a width multiplier ``alpha``.
+        extra_kwargs: Constructor arguments always passed (e.g. in-model
+            preprocessing switched on).
+        default_input_size: The size ImageNet weights were trained at.
+    """
+
+    constructor: str
+    preprocessing: str
+    has_alpha: bool = False
+    extra_kwargs: Tuple[Tuple[str, object], ...] = ()
+    default_input_size: int = 224
+
+
+_IN_MODEL_PREPROCESSING = (("include_preprocessing", True),)
+
+#: Registered backbones, by name.
+BACKBONES: Dict[str, BackboneSpec] = {
+    "mobilenet": BackboneSpec("MobileNet", "tf", has_alpha=True),
+    "mobilenet_v2": BackboneSpec("MobileNetV2", "tf", has_alpha=True),
+    "mobilenet_v3_small": BackboneSpec("MobileNetV3Small", "rgb", True, _IN_MODEL_PREPROCESSING),
+    "mobilenet_v3_large": BackboneSpec("MobileNetV3Large", "rgb", True, _IN_MODEL_PREPROCESSING),
+    **{
+        f"efficientnet_b{i}": BackboneSpec(f"EfficientNetB{i}", "rgb", default_input_size=size)
+        for i, size in enumerate((224, 240, 260, 300))
+    },
+    **{
+        f"efficientnet_v2_b{i}": BackboneSpec(
+            f"EfficientNetV2B{i}", "rgb", extra_kwargs=_IN_MODEL_PREPROCESSING, default_input_size=size
+        )
+        for i, size in enumerate((224, 240, 260, 300))
+    },
+    "resnet50": BackboneSpec("ResNet50", "caffe"),
+    "densenet121": BackboneSpec("DenseNet121", "torch"),
+    "vgg16": BackboneSpec("VGG16", "caffe"),
+}
+
+
+def build_backbone(
+    name: str,
+    input_size: int = 224,
+    *,
+    alpha: Optional[float] = None,
+    weights: Optional[str] = "imagenet",
+    pooling: str = "avg",
+) -> keras.Model:
+    """Builds a registered backbone that maps raw BGR pixels to features.
+
+    The returned model takes float32 ``(N, input_size, input_size, 3)``
+    **raw 0-255 BGR** pixels (OpenCV's order, as SSR-Net), applies the
+    family's own ImageNet preprocessing inside the graph
+    (:class:`ssrnet_tf.layers.PixelNormalization` or the family's built-in
+    rescaling), and returns pooled features ``(N, D)``.
+
+    Args:
+        name: A key of :data:`BACKBONES`.
+        input_size: Square input side in pixels (>= 32).
+        alpha: Width multiplier for the MobileNet families (e.g. 0.35, 0.5,
+            0.75, 1.0); ``None`` uses the family default.
+        weights: ``"imagenet"`` (downloaded by Keras on first use), ``None``
+            for random initialisation, or a path to a weights file.
+        pooling: ``"avg"`` or ``"max"`` global pooling of the last map.
+
+    Returns:
+        A ``keras.Model`` named ``"<name>_backbone"``.
+
+    Raises:
+        ValueError: For an unknown name (listing the valid ones), an
+            ``alpha`` on a family without one, or a too small input.
+    """
+    if name not in BACKBONES:
+        raise ValueError(f"unknown backbone {name!r}; valid backbones: {', '.join(sorted(BACKBONES))}.")
+    spec = BACKBONES[name]
+    if input_size < 32:
+        raise ValueError(f"input_size must be >= 32 for Keras Applications backbones, got {input_size}.")
+    kwargs = dict(spec.extra_kwargs)
+    if alpha is not None:
+        if not spec.has_alpha:
+            raise ValueError(f"backbone {name!r} has no width multiplier; alpha must be None, got {alpha}.")
+        kwargs["alpha"] = alpha
+    constructor: Callable = getattr(keras.applications, spec.constructor)
+    image = keras.Input((input_size, input_size, 3), name="image")
+    x = pixel_normalization_for(spec.preprocessing, name=f"{name}_preprocessing")(image)
+    application = constructor(
+        include_top=False,
+        weights=weights,
+        input_shape=(input_size, input_size, 3),
+        pooling=pooling,
+        **kwargs,
+    )
+    features = application(x)
+    return keras.Model(image, features, name=f"{name}_backbone")

@@ -1,0 +1,57 @@
+"""Keras Applications backbones: registry, in-model preprocessing, errors."""
+
+import numpy as np
+import pytest
+
+import keras
+
+from ssrnet_tf.layers.pixel_normalization import PixelNormalization, pixel_normalization_for
+from ssrnet_tf.models.backbones import BACKBONES, build_backbone
+
+#: keras.applications modules whose preprocess_input each mode reproduces.
+MODES = {
+    "tf": keras.applications.mobilenet_v2.preprocess_input,
+    "caffe": keras.applications.resnet50.preprocess_input,
+    "torch": keras.applications.densenet.preprocess_input,
+    "rgb": lambda x: x,
+}
+
+
+@pytest.mark.parametrize("mode", sorted(MODES))
+def test_pixel_normalization_matches_keras_preprocess_input(mode):
+    rgb = np.random.default_rng(0).uniform(0, 255, (2, 5, 5, 3)).astype("float32")
+    bgr = rgb[..., ::-1].copy()
+    ours = keras.ops.convert_to_numpy(pixel_normalization_for(mode)(bgr))
+    np.testing.assert_allclose(ours, MODES[mode](rgb.copy()), rtol=1e-5, atol=1e-4)
+
+
+def test_pixel_normalization_round_trips_config():
+    layer = pixel_normalization_for("torch")
+    clone = PixelNormalization.from_config(layer.get_config())
+    x = np.full((1, 2, 2, 3), 100.0, "float32")
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer(x)), keras.ops.convert_to_numpy(clone(x)))
+    with pytest.raises(ValueError, match="unknown preprocessing mode"):
+        pixel_normalization_for("yuv")
+
+
+def test_registry_has_the_required_families():
+    required = {"mobilenet", "mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large", "resnet50",
+                "densenet121", "vgg16"} | {f"efficientnet_b{i}" for i in range(4)} | {f"efficientnet_v2_b{i}" for i in range(4)}
+    assert required <= set(BACKBONES)
+
+
+def test_unknown_backbone_lists_valid_names():
+    with pytest.raises(ValueError, match="mobilenet_v2.*resnet50|valid backbones"):
+        build_backbone("resnet51", 32, weights=None)
+
+
+def test_alpha_only_where_the_family_has_one():
+    with pytest.raises(ValueError, match="alpha"):
+        build_backbone("resnet50", 32, alpha=0.5, weights=None)
+    model = build_backbone("mobilenet_v2", 32, alpha=0.35, weights=None)
+    assert model.output_shape == (None, 1280)
+
+
+def test_input_size_is_checked():
+    with pytest.raises(ValueError, match="input_size"):
+        build_backbone("mobilenet", 16, weights=None)
