@@ -6,34 +6,214 @@ import contextlib
 import io
 import os
 import pathlib
-from typing import Optional, Union
+import re
+from typing import List, Optional, Union
 
 import numpy as np
 
 from ssrnet_tf.utils.atomic import atomic_write_bytes
 
 
-def convert_to_tflite(
-    model, output_path: Optional[Union[str, os.PathLike]] = None
-) -> bytes:
-    """Converts a Keras model to a float32 ``.tflite`` flatbuffer.
+#: Export modes of :func:`convert_to_tflite`.
+QUANTIZE_MODES = ("none", "float16", "dynamic", "int8")
+#: Input types of an int8 export.
+INT8_INPUT_TYPES = ("float32", "int8", "uint8")
 
-    Args:
-        model: A built ``keras.Model`` (inference behaviour is exported:
-            dropout off, batch norm in inference mode).
-        output_path: If given, the flatbuffer is also written there
-            atomically.
 
-    Returns:
-        The flatbuffer bytes.
-    """
-    import tensorflow as tf  # pylint: disable=import-outside-toplevel
-
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+def _silent_convert(converter) -> bytes:
     # The converter exports a temporary SavedModel and prints its whole
     # signature to stdout; keep the user's terminal for our own report.
     with contextlib.redirect_stdout(io.StringIO()):
-        flatbuffer = converter.convert()
+        return converter.convert()
+
+
+def _representative_dataset(images: np.ndarray):
+    def generator():
+        for index in range(len(images)):
+            yield [images[index : index + 1].astype(np.float32)]
+
+    return generator
+
+
+def _op_output_names(flatbuffer: bytes) -> List[str]:
+    from tensorflow.lite.python import schema_py_generated as schema  # pylint: disable=import-outside-toplevel
+
+    subgraph = schema.Model.GetRootAsModel(flatbuffer, 0).Subgraphs(0)
+    names = []
+    for i in range(subgraph.OperatorsLength()):
+        operator = subgraph.Operators(i)
+        names.extend(subgraph.Tensors(operator.Outputs(j)).Name().decode() for j in range(operator.OutputsLength()))
+    outputs = {subgraph.Tensors(subgraph.Outputs(j)).Name().decode() for j in range(subgraph.OutputsLength())}
+    return names, outputs
+
+
+def _float_head_nodes(float_flatbuffer: bytes, layer_names: List[str]) -> List[str]:
+    """TFLite op outputs produced by the given Keras layers (or model outputs)."""
+    names, outputs = _op_output_names(float_flatbuffer)
+    if not layer_names:
+        return []
+    pattern = re.compile("/(" + "|".join(re.escape(n) for n in layer_names) + r")(_\d+)?/")
+    return [name for name in names if pattern.search(name) or name in outputs]
+
+
+def _set_int8_input(flatbuffer: bytes, input_type: str) -> bytes:
+    """Makes the float input of an int8 model take int8 or uint8 pixels.
+
+    ``uint8``: the input tensor becomes uint8 with scale 1 and zero point 0,
+    i.e. raw camera bytes, and the leading QUANTIZE op requantizes to int8.
+    ``int8``: the leading QUANTIZE op is removed and its int8 output becomes
+    the model input (raw pixel - 128 for a 0-255 calibrated input).
+    """
+    import flatbuffers  # pylint: disable=import-outside-toplevel
+    from tensorflow.lite.python import schema_py_generated as schema  # pylint: disable=import-outside-toplevel
+
+    model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(flatbuffer, 0))
+    subgraph = model.subgraphs[0]
+    input_index = subgraph.inputs[0]
+    quantize = [
+        (i, op) for i, op in enumerate(subgraph.operators)
+        if model.operatorCodes[op.opcodeIndex].builtinCode == schema.BuiltinOperator.QUANTIZE
+        and op.inputs[0] == input_index
+    ]
+    if not quantize:
+        raise ValueError("the int8 model has no QUANTIZE op on its input; cannot change the input type.")
+    position, operator = quantize[0]
+    quantized = subgraph.tensors[operator.outputs[0]]
+    if input_type == "int8":
+        new_input = int(operator.outputs[0])
+        subgraph.inputs = [new_input] + [int(i) for i in subgraph.inputs[1:]]
+        subgraph.operators = [op for i, op in enumerate(subgraph.operators) if i != position]
+        quantized.name = subgraph.tensors[input_index].name
+        quantized.shapeSignature = subgraph.tensors[input_index].shapeSignature
+        for signature in model.signatureDefs or []:
+            for tensor_map in signature.inputs:
+                if tensor_map.tensorIndex == input_index:
+                    tensor_map.tensorIndex = new_input
+    else:
+        tensor = subgraph.tensors[input_index]
+        tensor.type = schema.TensorType.UINT8
+        params = schema.QuantizationParametersT()
+        params.scale, params.zeroPoint = [1.0], [0]
+        tensor.quantization = params
+    builder = flatbuffers.Builder(len(flatbuffer) + 1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+def strip_tensor_names(flatbuffer: bytes) -> bytes:
+    """Empties the names of internal tensors (inputs/outputs keep theirs).
+
+    The converter names every tensor after the TensorFlow ops fused into it
+    (``model/stage1_conv/BiasAdd;model/...``): about 13 KB of a 90 KB
+    SSR-Net file. Signatures and input/output names are kept, so runtimes
+    and :class:`TFLiteModel` work as before.
+    """
+    import flatbuffers  # pylint: disable=import-outside-toplevel
+    from tensorflow.lite.python import schema_py_generated as schema  # pylint: disable=import-outside-toplevel
+
+    model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(flatbuffer, 0))
+    for subgraph in model.subgraphs:
+        keep = {int(i) for i in subgraph.inputs} | {int(i) for i in subgraph.outputs}
+        for index, tensor in enumerate(subgraph.tensors):
+            if index not in keep:
+                tensor.name = ""
+    builder = flatbuffers.Builder(len(flatbuffer))
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+def convert_to_tflite(
+    model,
+    output_path: Optional[Union[str, os.PathLike]] = None,
+    *,
+    quantize: str = "none",
+    representative_images: Optional[np.ndarray] = None,
+    int8_input_type: str = "float32",
+    spec=None,
+    strip_names: bool = True,
+) -> bytes:
+    """Converts a Keras model to a ``.tflite`` flatbuffer.
+
+    Modes (``quantize``):
+
+    * ``"none"``: float32 weights and activations.
+    * ``"float16"``: float16 weights, float32 compute (half the size).
+    * ``"dynamic"``: int8 weights, float activations (dynamic range).
+    * ``"int8"``: full-integer post-training quantization of the
+      convolutional feature extractor, calibrated on
+      ``representative_images``; the head (dense, multiply and ssrnet_tf
+      output layers) stays float32, see
+      :mod:`ssrnet_tf.export.int8_friendly`. SSR-Net's average pools become
+      equivalent depthwise convolutions so that XNNPACK takes every node.
+
+    Args:
+        model: A built ``keras.Model`` (inference behaviour is exported).
+        output_path: If given, the flatbuffer is also written there
+            atomically.
+        quantize: One of :data:`QUANTIZE_MODES`.
+        representative_images: float32 ``(N, H, W, 3)`` raw 0-255 BGR faces
+            for int8 calibration (a few hundred real, aligned faces).
+        int8_input_type: ``"float32"`` (default), ``"int8"`` or ``"uint8"``
+            (raw camera bytes) input for ``quantize="int8"``.
+        spec: Optional :class:`ssrnet_tf.model_spec.ModelSpec` embedded as
+            metadata.
+        strip_names: Whether to drop internal tensor names
+            (:func:`strip_tensor_names`); the graph is unchanged.
+
+    Returns:
+        The flatbuffer bytes.
+
+    Raises:
+        ValueError: For an unknown mode, or int8 without calibration images.
+    """
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
+    from ssrnet_tf.export import int8_friendly  # pylint: disable=import-outside-toplevel
+
+    if quantize not in QUANTIZE_MODES:
+        raise ValueError(f"quantize must be one of {QUANTIZE_MODES}, got {quantize!r}.")
+    if int8_input_type not in INT8_INPUT_TYPES:
+        raise ValueError(f"int8_input_type must be one of {INT8_INPUT_TYPES}, got {int8_input_type!r}.")
+    if int8_input_type != "float32" and quantize != "int8":
+        raise ValueError("int8_input_type applies to quantize='int8' only.")
+
+    if quantize != "int8":
+        converter = tf.lite.TFLiteConverter.from_keras_model(model)
+        if quantize in ("float16", "dynamic"):
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        if quantize == "float16":
+            converter.target_spec.supported_types = [tf.float16]
+        flatbuffer = _silent_convert(converter)
+    else:
+        if representative_images is None or len(representative_images) == 0:
+            raise ValueError("quantize='int8' needs representative_images (real aligned faces) for calibration.")
+        import keras  # pylint: disable=import-outside-toplevel
+
+        nested = any(isinstance(layer, keras.Model) for layer in model.layers)
+        if not nested:
+            model = int8_friendly.average_pools_as_depthwise(model)
+        float_nodes = _float_head_nodes(
+            _silent_convert(tf.lite.TFLiteConverter.from_keras_model(model)),
+            int8_friendly.float_head_layer_names(model),
+        )
+        converter = tf.lite.TFLiteConverter.from_keras_model(model)
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = _representative_dataset(np.asarray(representative_images))
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]
+        options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=float_nodes)
+        with contextlib.redirect_stdout(io.StringIO()):
+            debugger = tf.lite.experimental.QuantizationDebugger(
+                converter=converter, debug_dataset=converter.representative_dataset, debug_options=options
+            )
+            flatbuffer = debugger.get_nondebug_quantized_model()
+        if int8_input_type != "float32":
+            flatbuffer = _set_int8_input(flatbuffer, int8_input_type)
+    if strip_names:
+        flatbuffer = strip_tensor_names(flatbuffer)
+    if spec is not None:
+        from ssrnet_tf.model_spec import embed_tflite_spec  # pylint: disable=import-outside-toplevel
+
+        flatbuffer = embed_tflite_spec(flatbuffer, spec)
     if output_path is not None:
         atomic_write_bytes(output_path, flatbuffer)
     return flatbuffer
@@ -50,37 +230,77 @@ def _interpreter_class():
     return Interpreter
 
 
+def _builtin_without_delegates():
+    """The op-resolver type that switches the default XNNPACK delegate off."""
+    try:
+        from ai_edge_litert.interpreter import OpResolverType  # pylint: disable=import-outside-toplevel
+    except ImportError:
+        import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
+        OpResolverType = tf.lite.experimental.OpResolverType  # pylint: disable=invalid-name
+    return OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+
+
 class TFLiteModel:
     """Runs a single-input, single-output ``.tflite`` model on NumPy batches.
 
     Args:
         model: Path of a ``.tflite`` file, or its bytes.
         num_threads: CPU threads for the interpreter (``None``: its default).
+        use_xnnpack: Whether the default XNNPACK delegate is applied.
 
     Example:
         >>> runner = TFLiteModel("ssrnet.tflite")
         >>> ages = runner.predict(images_bgr)  # (N, 1)
     """
 
-    def __init__(self, model: Union[bytes, str, os.PathLike], num_threads: Optional[int] = None):
+    def __init__(
+        self,
+        model: Union[bytes, str, os.PathLike],
+        num_threads: Optional[int] = None,
+        use_xnnpack: bool = True,
+    ):
         interpreter_class = _interpreter_class()
+        options = {"num_threads": num_threads}
+        if not use_xnnpack:
+            options["experimental_op_resolver_type"] = _builtin_without_delegates()
         if isinstance(model, (bytes, bytearray)):
-            self._interpreter = interpreter_class(
-                model_content=bytes(model), num_threads=num_threads
-            )
+            self._interpreter = interpreter_class(model_content=bytes(model), **options)
         else:
             path = pathlib.Path(model)
             if not path.is_file():
                 raise FileNotFoundError(f"{path}: .tflite file not found.")
             try:
-                self._interpreter = interpreter_class(
-                    model_path=str(path), num_threads=num_threads
-                )
+                self._interpreter = interpreter_class(model_path=str(path), **options)
             except ValueError as error:
                 raise ValueError(f"{path}: not a valid .tflite model ({error}).") from None
+        try:
+            self._interpreter.allocate_tensors()
+        except RuntimeError as error:
+            raise ValueError(f"the TFLite runtime cannot prepare this model: {error}") from None
         self._input = self._interpreter.get_input_details()[0]
         self._output = self._interpreter.get_output_details()[0]
         self._batch = None
+
+    def _to_input_type(self, batch: np.ndarray) -> np.ndarray:
+        """Casts, or quantizes float pixels for an int8/uint8 input."""
+        dtype = np.dtype(self._input["dtype"])
+        if dtype.kind in "iu" and np.asarray(batch).dtype.kind == "f":
+            scale, zero_point = self._input["quantization"]
+            info = np.iinfo(dtype)
+            batch = np.clip(np.round(batch / scale + zero_point), info.min, info.max)
+        return np.asarray(batch).astype(dtype)
+
+    def delegation(self):
+        """XNNPACK coverage, a :class:`ssrnet_tf.export.delegation.DelegationReport`."""
+        from ssrnet_tf.export.delegation import xnnpack_delegation  # pylint: disable=import-outside-toplevel
+
+        return xnnpack_delegation(self._interpreter)
+
+    @property
+    def input_dtype(self):
+        """NumPy dtype of the model input (float32, int8 or uint8)."""
+        return np.dtype(self._input["dtype"])
 
     @property
     def output_names(self):
@@ -110,7 +330,7 @@ class TFLiteModel:
         key = next(iter(signatures))
         runner = self._interpreter.get_signature_runner(key)
         input_name = signatures[key]["inputs"][0]
-        batch = np.asarray(batch).astype(self._input["dtype"])
+        batch = self._to_input_type(np.asarray(batch))
         self._batch = None  # the signature runner may resize the tensors
         return {name: np.array(value) for name, value in runner(**{input_name: batch}).items()}
 
@@ -143,6 +363,6 @@ class TFLiteModel:
             self._interpreter.resize_tensor_input(self._input["index"], list(batch.shape))
             self._interpreter.allocate_tensors()
             self._batch = batch.shape[0]
-        self._interpreter.set_tensor(self._input["index"], batch.astype(self._input["dtype"]))
+        self._interpreter.set_tensor(self._input["index"], self._to_input_type(batch))
         self._interpreter.invoke()
         return self._interpreter.get_tensor(self._output["index"]).copy()
