@@ -140,9 +140,12 @@ def load_keras(path: PathLike):
     """
     import keras  # pylint: disable=import-outside-toplevel
 
+    from ssrnet_tf.custom_objects import register_all  # pylint: disable=import-outside-toplevel
+
     path = pathlib.Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: model file not found.")
+    register_all()
     spec = read_keras_spec(path)
     return keras.saving.load_model(path), spec
 

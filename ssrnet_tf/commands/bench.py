@@ -1,0 +1,140 @@
+"""``ssrnet-tf bench``: CPU latency of age models, side by side."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import pathlib
+
+from ssrnet_tf.commands.common import WEIGHTS_DIR_ENV
+
+
+def _published_graph(model):
+    """The published SSR-Net graph: our port with Keras' own Flatten back in.
+
+    The published model flattens with ``keras.layers.Flatten``, whose TFLite
+    form (SHAPE/STRIDED_SLICE/PACK/RESHAPE) XNNPACK does not take. This is
+    the baseline a user got by converting the published model as it was.
+    """
+    import keras  # pylint: disable=import-outside-toplevel
+
+    from ssrnet_tf.layers.static_flatten import StaticFlatten  # pylint: disable=import-outside-toplevel
+
+    def clone(layer):
+        if isinstance(layer, StaticFlatten):
+            return keras.layers.Flatten(name=layer.name)
+        return layer.__class__.from_config(layer.get_config())
+
+    copy = keras.models.clone_model(model, clone_function=clone)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def _default_models(args, output_dir: pathlib.Path):
+    """Builds the reference SSR-Net and writes it in every export mode."""
+    from ssrnet_tf import model_spec, pretrained  # pylint: disable=import-outside-toplevel
+    from ssrnet_tf.export import QUANTIZE_MODES, calibration, convert_to_tflite  # pylint: disable=import-outside-toplevel
+    from ssrnet_tf.models import build_ssrnet  # pylint: disable=import-outside-toplevel
+
+    try:
+        model = pretrained.load_pretrained(args.weights, weights_dir=args.weights_dir or os.environ.get(WEIGHTS_DIR_ENV))
+        print(f"model: SSR-Net(3,3,3) with the published {args.weights!r} weights")
+    except (OSError, ValueError, KeyError) as error:
+        model = build_ssrnet()
+        print(f"model: SSR-Net(3,3,3), randomly initialised ({error}); latency does not depend on weight values")
+    if args.calibration_dir:
+        faces = calibration.folder_faces(args.calibration_dir, 64, limit=200)
+        print(f"int8 calibration: {len(faces)} faces from {args.calibration_dir}")
+    else:
+        faces = calibration.drawn_faces(64)
+        print("int8 calibration: drawn faces (pass --calibration-dir for real ones; latency is unaffected)")
+    spec = model_spec.ModelSpec.for_model(model, architecture="ssrnet(3,3,3)")
+    paths, params = [], {}
+    baseline = output_dir / "published_graph_float32.tflite"
+    convert_to_tflite(_published_graph(model), baseline, strip_names=False)
+    paths.append(baseline)
+    for mode in QUANTIZE_MODES:
+        path = output_dir / f"ssrnet_{mode}.tflite"
+        convert_to_tflite(model, path, quantize=mode, representative_images=faces, spec=spec)
+        paths.append(path)
+    int8_input = output_dir / "ssrnet_int8_int8-input.tflite"
+    convert_to_tflite(model, int8_input, quantize="int8", representative_images=faces, int8_input_type="int8", spec=spec)
+    paths.append(int8_input)
+    keras_path = output_dir / "ssrnet.keras"
+    model_spec.save_keras(model, keras_path, spec)
+    paths.append(keras_path)
+    for path in paths:
+        params[str(path)] = model.count_params()
+    return paths, params
+
+
+def _plot(rows, path: pathlib.Path) -> None:
+    """Bar chart of batch-1, 1-thread p50 latency per model (XNNPACK on)."""
+    import matplotlib  # pylint: disable=import-outside-toplevel
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+
+    chosen = [r for r in rows if r.batch == 1 and (r.engine == "keras" or (r.threads == 1 and r.xnnpack))]
+    if not chosen:
+        return
+    figure, axis = plt.subplots(figsize=(8, 0.5 * len(chosen) + 1.5))
+    names = [f"{pathlib.Path(r.model).name} ({r.engine})" for r in chosen]
+    axis.barh(names, [r.p50_ms for r in chosen], color=["#888" if r.engine == "keras" else "#3a7" for r in chosen])
+    axis.set_xscale("log")
+    axis.set_xlabel("p50 latency per face, batch 1, 1 thread (ms, log scale)")
+    axis.invert_yaxis()
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Benchmarks the given models (or the built-in set) and reports."""
+    from ssrnet_tf.export import benchmark  # pylint: disable=import-outside-toplevel
+    from ssrnet_tf.utils.atomic import atomic_write_bytes  # pylint: disable=import-outside-toplevel
+
+    output_dir = pathlib.Path(args.output_dir)
+    if args.models:
+        paths, params = [pathlib.Path(p) for p in args.models], {}
+        for path in paths:
+            if not path.is_file():
+                raise FileNotFoundError(f"{path}: model file not found.")
+    else:
+        paths, params = _default_models(args, output_dir)
+    options = {"threads": args.threads, "batches": args.batches, "runs": args.runs,
+               "xnnpack_modes": [True] if args.xnnpack_only else [True, False]}
+    rows = benchmark.benchmark_files([str(p) for p in paths], params=params, **options)
+    print()
+    print(benchmark.header(args.threads))
+    print(benchmark.format_table(rows))
+    report = {"header": benchmark.header(args.threads), "rows": [dataclasses.asdict(r) for r in rows]}
+    json_path = output_dir / "benchmark.json"
+    atomic_write_bytes(json_path, json.dumps(report, indent=2).encode())
+    plot_path = output_dir / "benchmark.png"
+    _plot(rows, plot_path)
+    print(f"\nJSON: {json_path}\nplot: {plot_path}")
+    return 0
+
+
+def add_parser(commands) -> None:
+    """Adds ``bench`` to the ``ssrnet-tf`` sub-command parsers."""
+    parser = commands.add_parser(
+        "bench",
+        help="CPU latency of .tflite/.keras models side by side (default: SSR-Net in every export mode)",
+        description="Measures models side by side: LiteRT with 1/2/4 threads and XNNPACK on/off, Keras predict_on_batch as "
+        "the baseline; p50/p90/p99 per face, throughput at batch 1 and 32, size, parameters, peak memory.",
+    )
+    parser.add_argument("models", nargs="*", help=".tflite and .keras files (default: build SSR-Net and export every mode)")
+    parser.add_argument("--weights", default="imdb", help="published weights for the default models [imdb]")
+    parser.add_argument("--weights-dir", help=f"local folder of published .h5 files [${WEIGHTS_DIR_ENV}]")
+    parser.add_argument("--calibration-dir", help="real face crops for the default int8 export")
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2, 4], help="[1 2 4]")
+    parser.add_argument("--batches", type=int, nargs="+", default=[1, 32], help="[1 32]")
+    parser.add_argument("--runs", type=int, default=200, help="timed batch-1 runs (fewer for larger batches) [200]")
+    parser.add_argument("--xnnpack-only", action="store_true", help="skip the XNNPACK-off runs")
+    parser.add_argument("--output-dir", default="runs/bench", help="models, benchmark.json and benchmark.png [runs/bench]")
+    parser.set_defaults(handler=run)

@@ -1,0 +1,60 @@
+"""``ssrnet-tf export``: a model to .tflite, with an optional accuracy check."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def run(args: argparse.Namespace) -> int:
+    """Converts, embeds the model spec, optionally checks MAE on real faces."""
+    import numpy as np  # pylint: disable=import-outside-toplevel
+
+    from ssrnet_tf.commands.model_source import load_model_and_spec  # pylint: disable=import-outside-toplevel
+    from ssrnet_tf.export import TFLiteModel, calibration, convert_to_tflite  # pylint: disable=import-outside-toplevel
+
+    model, spec = load_model_and_spec(args.model, args.weights_dir)
+    size = model.input_shape[1]
+    representative = None
+    if args.quantize == "int8":
+        if not args.calibration_dir:
+            raise ValueError("--quantize int8 needs --calibration-dir: a folder of real, aligned face crops.")
+        representative = calibration.folder_faces(args.calibration_dir, size, limit=args.calibration_count)
+        print(f"calibrating on {len(representative)} faces from {args.calibration_dir}")
+    flatbuffer = convert_to_tflite(
+        model, args.out, quantize=args.quantize, representative_images=representative,
+        int8_input_type=args.int8_input, spec=spec,
+    )
+    runner = TFLiteModel(flatbuffer, num_threads=1)
+    print(f"wrote {args.out}: {len(flatbuffer) / 1024:.1f} KiB, {args.quantize}, input {runner.input_dtype}; "
+          f"XNNPACK {runner.delegation().summary()}")
+    if not args.check:
+        return 0
+    faces, ages = calibration.labelled_faces(args.check, size, limit=args.check_count, seed=1)
+    keras_mae = float(np.abs(model.predict(faces, verbose=0, batch_size=64)[:, 0] - ages).mean())
+    tflite_mae = float(np.abs(runner.predict(faces)[:, 0] - ages).mean())
+    drop = tflite_mae - keras_mae
+    print(f"check on {len(ages)} faces from {args.check}: MAE Keras {keras_mae:.3f} | "
+          f"{args.quantize} .tflite {tflite_mae:.3f} | drop {drop:+.3f} years")
+    if args.max_mae_drop is not None and drop > args.max_mae_drop:
+        print(f"error: MAE drop {drop:.3f} exceeds --max-mae-drop {args.max_mae_drop}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def add_parser(commands) -> None:
+    """Adds ``export`` to the ``ssrnet-tf`` sub-command parsers."""
+    from ssrnet_tf.export import QUANTIZE_MODES  # pylint: disable=import-outside-toplevel
+
+    parser = commands.add_parser("export", help="convert a model to .tflite (float32/float16/dynamic/int8)")
+    parser.add_argument("model", help=".keras file, published .h5 file, or published weights name (imdb, wiki, morph2, megaface_asian)")
+    parser.add_argument("--out", required=True, help="destination .tflite")
+    parser.add_argument("--quantize", choices=QUANTIZE_MODES, default="none", help="[none]")
+    parser.add_argument("--calibration-dir", help="folder of real aligned face crops for int8 calibration")
+    parser.add_argument("--calibration-count", type=int, default=300, help="faces used for calibration [300]")
+    parser.add_argument("--int8-input", choices=("float32", "int8", "uint8"), default="float32", help="input type of an int8 model [float32]")
+    parser.add_argument("--check", help="UTKFace-style folder (age first in file names): print MAE of Keras vs the export")
+    parser.add_argument("--check-count", type=int, default=1000, help="faces used by --check [1000]")
+    parser.add_argument("--max-mae-drop", type=float, help="fail (exit 1) if the export's MAE exceeds Keras' by more")
+    parser.add_argument("--weights-dir", help="local folder of published .h5 files")
+    parser.set_defaults(handler=run)
