@@ -15,7 +15,6 @@ import argparse
 import os
 import pathlib
 import sys
-import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -23,6 +22,7 @@ import numpy as np  # noqa: E402
 
 import keras  # noqa: E402
 
+from ssrnet_tf import model_spec  # noqa: E402
 from ssrnet_tf.data import utkface  # noqa: E402
 from ssrnet_tf.models import build_ssrnet  # noqa: E402
 
@@ -35,6 +35,7 @@ def main(argv=None) -> int:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--batch-size", type=int, default=50, help="paper: 50")
     parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument("--decay-every", type=int, default=0, help="multiply the learning rate by 0.1 every N epochs (0: never)")
     parser.add_argument("--stage-activation", choices=("relu", "softmax"), default="relu")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", default="runs/ssrnet_utkface.keras", help="where the trained model is saved")
@@ -50,20 +51,25 @@ def main(argv=None) -> int:
     model.fit(
         faces[:split], ages[:split],
         validation_data=(faces[split:], ages[split:]) if split < len(ages) else None,
-        batch_size=args.batch_size, epochs=args.epochs, verbose=1,
+        batch_size=args.batch_size, epochs=args.epochs, verbose=2,
+        callbacks=[keras.callbacks.LearningRateScheduler(
+            lambda epoch, lr: args.learning_rate * 0.1 ** (epoch // args.decay_every) if args.decay_every else lr
+        )],
     )
     if split < len(ages):
         mae = np.abs(model.predict(faces[split:], verbose=0)[:, 0] - ages[split:]).mean()
         print(f"held-out MAE on {len(ages) - split} faces: {mae:.2f} years")
 
     output = pathlib.Path(args.output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    # Save under a temporary name, then rename: an interrupted save never
+    spec = model_spec.ModelSpec.for_model(
+        model,
+        architecture=f"ssrnet(3,3,3), stage activation {args.stage_activation}",
+        training_data=f"UTKFace aligned&cropped, {split} faces (seed {args.seed})",
+        alignment="similarity",
+    )
+    # Saved under a temporary name and renamed: an interrupted save never
     # replaces a previous model with a broken file.
-    with tempfile.TemporaryDirectory(dir=output.parent) as tmp:
-        tmp_path = pathlib.Path(tmp) / output.name
-        model.save(tmp_path)
-        os.replace(tmp_path, output)
+    model_spec.save_keras(model, output, spec)
     print(f"saved {output}")
     return 0
 

@@ -77,6 +77,14 @@ def _time(fn, runs: int, warmup: int) -> List[float]:
 
 
 def _peak_rss_mib() -> float:
+    # Linux keeps ru_maxrss across execve (a worker would report its parent's
+    # peak), so read this process's own high-water mark where there is one.
+    try:
+        for line in pathlib.Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
     # ru_maxrss is KiB on Linux, bytes on macOS.
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / (1024.0 * 1024.0) if sys.platform == "darwin" else peak / 1024.0
