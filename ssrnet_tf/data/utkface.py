@@ -21,7 +21,7 @@ from typing import List, Optional, Tuple, Union
 
 import numpy as np
 
-from ssrnet_tf.data import images
+from ssrnet_tf.data import images, sample_table
 
 logger = logging.getLogger(__name__)
 
@@ -163,4 +163,50 @@ def load_utkface_arrays(
         np.stack(faces).astype(np.float32),
         np.asarray(ages, dtype=np.float32),
         report,
+    )
+
+
+def read_utkface(directory: Union[str, os.PathLike]):
+    """Reads a UTKFace folder into the common :class:`SampleTable`.
+
+    Malformed names keep their age; the missing field is -1 in the table and
+    named in ``report["missing_labels"]`` (``{"path", "missing"}`` per file).
+    Names without a readable age are in ``report["skipped"]``.
+
+    Args:
+        directory: Folder of UTKFace images (non-recursive).
+
+    Returns:
+        A :class:`ssrnet_tf.data.sample_table.SampleTable` named
+        ``"utkface"``; UTKFace has no subject ids and no official split.
+
+    Raises:
+        FileNotFoundError: If ``directory`` does not exist.
+    """
+    records, listing = list_utkface(directory)
+    report = {
+        "dataset": "utkface",
+        "source": str(directory),
+        "skipped": [
+            {"path": str(pathlib.Path(directory) / name), "reason": "no integer age before the first '_'"}
+            for name in listing["skipped_names"]
+        ],
+        "missing_gender": listing["missing_gender"],
+        "missing_race": listing["missing_race"],
+        "missing_labels": [
+            {
+                "path": str(record.path),
+                "missing": [field for field in ("gender", "race") if getattr(record, field) is None],
+            }
+            for record in records
+            if record.gender is None or record.race is None
+        ],
+    }
+    return sample_table.SampleTable.from_columns(
+        [str(record.path) for record in records],
+        [record.age for record in records],
+        gender=[record.gender for record in records],
+        race=[record.race for record in records],
+        report=report,
+        name="utkface",
     )
