@@ -345,6 +345,9 @@ def make_dataset(
         seeds = tf.data.Dataset.random(seed=config.seed, rerandomize_each_iteration=True).batch(2)
         dataset = tf.data.Dataset.zip((dataset, seeds)).map(
             lambda batch, seed: (augmenter(batch[0], seed), batch[1]), num_parallel_calls=tf.data.AUTOTUNE)
+    # A static image shape lets models with fixed-size layers trace once.
+    image_shape = (None, config.input_size, config.input_size, 3)
+    dataset = dataset.map(lambda images, targets: (tf.ensure_shape(images, image_shape), targets))
     options = tf.data.Options()
     options.deterministic = config.deterministic or not config.shuffle  # unshuffled: table order
     return dataset.with_options(options).prefetch(tf.data.AUTOTUNE), report

@@ -22,8 +22,14 @@ class StaticFlatten(keras.layers.Layer):
     batch size free. The per-example feature dimensions must be known.
     """
 
+    def build(self, input_shape):
+        self.features = self._features(input_shape)
+        super().build(input_shape)
+
     def call(self, inputs):
-        return ops.reshape(inputs, (-1, self._features(inputs.shape)))
+        # The feature size is fixed at build time: a caller may feed a tensor
+        # whose static spatial shape is unknown (e.g. from tf.data).
+        return ops.reshape(inputs, (-1, self.features))
 
     @staticmethod
     def _features(shape) -> int:

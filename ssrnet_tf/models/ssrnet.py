@@ -115,6 +115,7 @@ def build_ssrnet(
         lambda_d=config.lambda_d,
         age_range=config.age_range,
         min_scale=config.min_scale,
+        dtype="float32",  # eq. 7 stays float32 under mixed precision
         name="age",
     )(probabilities + scales + shifts)
     return keras.Model(inputs, age, name="ssrnet")

@@ -1,0 +1,1 @@
+"""Training of ssrnet_tf models: configs, schedules, resumable runs."""

@@ -1,0 +1,128 @@
+"""Callbacks that keep a run folder consistent whenever the process dies.
+
+Every file is written to a temporary name and renamed into place, so a
+``SIGKILL`` at any moment leaves either the previous or the new version,
+never half of one. The backup (weights + optimizer state + epoch) is
+written before the epoch's log row and checkpoints, so a resumed run
+continues from the last epoch whose backup completed and rewrites the log
+from there: the CSV log stays continuous.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import pathlib
+import tempfile
+import time
+
+import keras
+
+from ssrnet_tf.utils.atomic import atomic_write_bytes
+
+
+class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """``BackupAndRestore`` whose files are replaced atomically.
+
+    The weights file (model and optimizer variables) is written under a
+    temporary name and renamed, then the metadata (completed epoch count)
+    is; on restart the weights and the epoch always belong together or the
+    weights are one epoch ahead, which repeats no update.
+    """
+
+    def __init__(self, backup_dir):
+        super().__init__(str(backup_dir), save_freq="epoch", delete_checkpoint=False, double_checkpoint=False)
+
+    def _save_model(self):
+        directory = pathlib.Path(self.backup_dir)
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=directory, suffix=".weights.h5")
+        os.close(fd)
+        try:
+            self.model.save_weights(tmp, overwrite=True)
+            os.replace(tmp, self._weights_path)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+        metadata = {"epoch": self._current_epoch, "batch": self._last_batch_seen}
+        atomic_write_bytes(self._training_metadata_path, json.dumps(metadata).encode())
+
+
+def completed_epochs(backup_dir) -> int:
+    """Epochs recorded by the backup in ``backup_dir`` (0 without one)."""
+    path = pathlib.Path(backup_dir) / "training_metadata.json"
+    if not path.is_file():
+        return 0
+    return int(json.loads(path.read_text())["epoch"])
+
+
+class RunLogger(keras.callbacks.Callback):
+    """CSV log, best/last ``.keras`` checkpoints and a one-line epoch summary.
+
+    Args:
+        run_dir: The run folder.
+        spec: :class:`ssrnet_tf.model_spec.ModelSpec` saved with checkpoints.
+        monitor: Metric deciding the best checkpoint (lower is better).
+        backup_dir: Folder of the :class:`AtomicBackupAndRestore` backup;
+            log rows of epochs after its last completed one are dropped on
+            resume.
+    """
+
+    def __init__(self, run_dir, spec, monitor: str = "val_loss", backup_dir=None):
+        super().__init__()
+        self.run_dir = pathlib.Path(run_dir)
+        self.spec = spec
+        self.monitor = monitor
+        self.backup_dir = backup_dir
+        self.csv_path = self.run_dir / "log.csv"
+        self.rows = []
+        self.best = math.inf
+        self._start = 0.0
+
+    def on_train_begin(self, logs=None):
+        done = completed_epochs(self.backup_dir) if self.backup_dir else 0
+        if self.csv_path.is_file():
+            with open(self.csv_path, newline="") as handle:
+                self.rows = [row for row in csv.DictReader(handle) if int(row["epoch"]) < done]
+        for row in self.rows:
+            value = row.get(self.monitor)
+            if value not in (None, ""):
+                self.best = min(self.best, float(value))
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.time()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = dict(logs or {})
+        row = {"epoch": epoch, "seconds": round(time.time() - self._start, 2)}
+        row["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        row.update({key: float(value) for key, value in sorted(logs.items()) if key != "learning_rate"})
+        self.rows.append(row)
+        self._write_csv()
+        from ssrnet_tf.model_spec import save_keras  # pylint: disable=import-outside-toplevel
+
+        save_keras(self.model, self.run_dir / "last.keras", self.spec)
+        value = logs.get(self.monitor)
+        improved = value is not None and value < self.best
+        if improved:
+            self.best = value
+            save_keras(self.model, self.run_dir / "best.keras", self.spec)
+        mae = next((logs[k] for k in ("val_age_mae", "val_mae", "val_loss") if k in logs), None)
+        summary = f"epoch {epoch + 1}: loss {logs.get('loss', float('nan')):.4f}"
+        if mae is not None:
+            summary += f" | validation MAE {mae:.3f}"
+        summary += f" | lr {row['learning_rate']:.2e} | {row['seconds']:.0f}s" + (" | best" if improved else "")
+        print(summary, flush=True)
+
+    def _write_csv(self):
+        fields = []
+        for row in self.rows:
+            fields += [key for key in row if key not in fields]
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(self.rows)
+        atomic_write_bytes(self.csv_path, buffer.getvalue().encode())

@@ -1,0 +1,286 @@
+"""Typed experiment configuration, loadable from YAML with overrides.
+
+An experiment is an :class:`ExperimentConfig` of five parts (model, data,
+optimizer, schedule, run) plus an optional second stage for long-tailed
+training. Named experiments live in ``training/configs/NAME.yaml``; any
+field can be overridden on the command line as ``section.field=value``
+(the value is parsed as YAML: ``run.epochs=3``, ``data.augment=[]``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+from typing import Any, Dict, List, Optional, Sequence
+
+import yaml
+
+
+@dataclasses.dataclass
+class ModelConfig:
+    """What to build.
+
+    Attributes:
+        architecture: ``"ssrnet"`` or ``"backbone"`` (Keras Applications
+            backbone with heads).
+        ssrnet: :class:`ssrnet_tf.models.SSRNetConfig` fields.
+        backbone: Registry name (:data:`ssrnet_tf.models.backbones.BACKBONES`).
+        input_size: Square input side in pixels.
+        alpha: Width multiplier of the MobileNet families.
+        weights: Backbone weights: ``"imagenet"`` or ``None``.
+        head: Age head registry name (``ssrnet_tf.heads``).
+        head_kwargs: Arguments of the age head.
+        extra_heads: Further heads as ``{"name": ..., **kwargs}`` dicts.
+        dropout: Dropout on the pooled backbone features.
+        loss: Loss of an SSR-Net (``"mae"``, the paper's L1).
+    """
+
+    architecture: str = "ssrnet"
+    ssrnet: Dict[str, Any] = dataclasses.field(default_factory=dict)
+    backbone: str = "mobilenet_v2"
+    input_size: int = 64
+    alpha: Optional[float] = None
+    weights: Optional[str] = "imagenet"
+    head: str = "multi_granularity"
+    head_kwargs: Dict[str, Any] = dataclasses.field(default_factory=dict)
+    extra_heads: List[Dict[str, Any]] = dataclasses.field(default_factory=list)
+    dropout: float = 0.0
+    loss: str = "mae"
+
+    def __post_init__(self):
+        if self.architecture not in ("ssrnet", "backbone"):
+            raise ValueError(f"model.architecture must be 'ssrnet' or 'backbone', got {self.architecture!r}.")
+
+
+@dataclasses.dataclass
+class DataConfig:
+    """Where the faces come from and how they are fed.
+
+    Attributes:
+        dataset: Reader name (:data:`ssrnet_tf.data.sources.DATASETS`).
+        path: Folder or file the reader takes.
+        split_seed: Seed of the random split.
+        test_fraction: Held-out fraction (20 % in the SSR-Net and LDL papers).
+        val_fraction: Fraction of the *training* part held out for
+            validation (best checkpoint, plateau schedule), so that the test
+            part is never used for a training decision.
+        limit: Use at most this many faces (a seeded sample; smoke runs).
+        batch_size: Images per batch.
+        cache: ``"memory"``, ``None`` or a file prefix.
+        augment: Names of the augmentations (see
+            :data:`ssrnet_tf.data.augment.NAMES`).
+        augment_params: Their parameters.
+    """
+
+    dataset: str = "utkface"
+    path: str = "../shared/data/utkface/UTKFace"
+    split_seed: int = 0
+    test_fraction: float = 0.2
+    val_fraction: float = 0.1
+    limit: Optional[int] = None
+    batch_size: int = 50
+    cache: Optional[str] = "memory"
+    augment: List[str] = dataclasses.field(default_factory=list)
+    augment_params: Dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self):
+        if not 0.0 < self.test_fraction < 1.0:
+            raise ValueError(f"data.test_fraction must be in (0, 1), got {self.test_fraction}.")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ValueError(f"data.val_fraction must be in [0, 1), got {self.val_fraction}.")
+
+
+@dataclasses.dataclass
+class OptimizerConfig:
+    """Optimizer.
+
+    Attributes:
+        name: ``"adam"``, ``"adamw"`` or ``"sgd"``.
+        learning_rate: Initial (or peak, for one-cycle) learning rate.
+        weight_decay: Decoupled weight decay (adamw, sgd).
+        momentum: SGD momentum.
+    """
+
+    name: str = "adam"
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.0
+    momentum: float = 0.9
+
+    def __post_init__(self):
+        if self.name not in ("adam", "adamw", "sgd"):
+            raise ValueError(f"optimizer.name must be adam, adamw or sgd, got {self.name!r}.")
+
+
+@dataclasses.dataclass
+class ScheduleConfig:
+    """Learning-rate schedule.
+
+    Attributes:
+        kind: ``"constant"``; ``"step"`` (multiply by ``factor`` at each
+            epoch in ``milestones``); ``"plateau"`` (multiply by ``factor``
+            when the validation loss has not improved for ``patience``
+            epochs); ``"one_cycle"`` (linear warm-up over ``warmup_fraction``
+            of the steps to the peak, cosine down to ``peak / final_div``).
+        milestones: Epochs of the step schedule.
+        factor: Decay factor.
+        patience: Epochs of the plateau schedule.
+        warmup_fraction: One-cycle warm-up share.
+        final_div: One-cycle final learning-rate divisor.
+    """
+
+    kind: str = "constant"
+    milestones: List[int] = dataclasses.field(default_factory=list)
+    factor: float = 0.1
+    patience: int = 8
+    warmup_fraction: float = 0.3
+    final_div: float = 1e3
+
+    def __post_init__(self):
+        if self.kind not in ("constant", "step", "plateau", "one_cycle"):
+            raise ValueError(f"schedule.kind must be constant, step, plateau or one_cycle, got {self.kind!r}.")
+
+
+@dataclasses.dataclass
+class RunConfig:
+    """How the run is executed.
+
+    Attributes:
+        epochs: Training epochs.
+        output_dir: Run folder (config, split, checkpoints, logs, model).
+        seed: Global seed.
+        strategy: ``"auto"`` (from the hardware), ``"default"``,
+            ``"mirrored"`` or ``"tpu"``.
+        mixed_precision: ``"auto"`` (float16 mixed precision on GPU),
+            ``"off"`` or ``"on"``.
+        steps_per_epoch: Cap on steps per epoch (smoke runs); ``None``: all.
+    """
+
+    epochs: int = 10
+    output_dir: str = "runs/experiment"
+    seed: int = 0
+    strategy: str = "auto"
+    mixed_precision: str = "auto"
+    steps_per_epoch: Optional[int] = None
+
+
+@dataclasses.dataclass
+class StageTwoConfig:
+    """Second stage of long-tailed training (class-balanced re-training).
+
+    Stage 2 freezes everything but the age classifier and trains it on
+    class-balanced batches with ``L_ld + (L_er - mae)^2``, where ``mae`` is
+    stage 1's validation MAE.
+
+    Attributes:
+        enabled: Run stage 2 after stage 1.
+        epochs: Its epochs.
+        learning_rate: Its (constant) learning rate.
+        class_bin_width: Years per class of the balanced sampler.
+    """
+
+    enabled: bool = False
+    epochs: int = 5
+    learning_rate: float = 1e-4
+    class_bin_width: float = 1.0
+
+
+@dataclasses.dataclass
+class ExperimentConfig:
+    """A whole experiment."""
+
+    name: str = "experiment"
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    optimizer: OptimizerConfig = dataclasses.field(default_factory=OptimizerConfig)
+    schedule: ScheduleConfig = dataclasses.field(default_factory=ScheduleConfig)
+    run: RunConfig = dataclasses.field(default_factory=RunConfig)
+    stage_two: StageTwoConfig = dataclasses.field(default_factory=StageTwoConfig)
+
+    def to_dict(self) -> Dict[str, Any]:
+        """Plain Python values (for YAML)."""
+        return dataclasses.asdict(self)
+
+    def to_yaml(self) -> str:
+        """The resolved config as YAML text."""
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+_SECTIONS = {
+    "model": ModelConfig, "data": DataConfig, "optimizer": OptimizerConfig,
+    "schedule": ScheduleConfig, "run": RunConfig, "stage_two": StageTwoConfig,
+}
+
+
+def from_dict(values: Dict[str, Any], source: str = "config") -> ExperimentConfig:
+    """Builds an :class:`ExperimentConfig`, rejecting unknown keys.
+
+    Raises:
+        ValueError: Naming the source and the unknown or invalid key.
+    """
+    values = dict(values or {})
+    unknown = sorted(set(values) - set(_SECTIONS) - {"name"})
+    if unknown:
+        raise ValueError(f"{source}: unknown sections {unknown}; known: {['name', *_SECTIONS]}.")
+    sections = {}
+    for key, cls in _SECTIONS.items():
+        section = values.get(key) or {}
+        if not isinstance(section, dict):
+            raise ValueError(f"{source}: section '{key}' must be a mapping, got {section!r}.")
+        fields = {f.name for f in dataclasses.fields(cls)}
+        bad = sorted(set(section) - fields)
+        if bad:
+            raise ValueError(f"{source}: unknown keys {[f'{key}.{b}' for b in bad]}; known: {sorted(fields)}.")
+        try:
+            sections[key] = cls(**section)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"{source}: {error}") from None
+    return ExperimentConfig(name=values.get("name", "experiment"), **sections)
+
+
+def apply_overrides(values: Dict[str, Any], overrides: Sequence[str]) -> Dict[str, Any]:
+    """Applies ``section.key=value`` overrides (values parsed as YAML).
+
+    Raises:
+        ValueError: For an override without ``=`` or without a section.
+    """
+    values = {k: (dict(v) if isinstance(v, dict) else v) for k, v in (values or {}).items()}
+    for override in overrides:
+        if "=" not in override:
+            raise ValueError(f"override {override!r} is not of the form section.key=value.")
+        key, raw = override.split("=", 1)
+        parts = key.strip().split(".")
+        value = yaml.safe_load(raw)
+        if parts == ["name"]:
+            values["name"] = value
+            continue
+        if len(parts) < 2:
+            raise ValueError(f"override {override!r} must name a section, e.g. run.epochs=3.")
+        node = values.setdefault(parts[0], {})
+        for part in parts[1:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return values
+
+
+def load_config(path, overrides: Sequence[str] = ()) -> ExperimentConfig:
+    """Loads ``training/configs/NAME.yaml`` (or any YAML file) with overrides.
+
+    Args:
+        path: YAML file path, or a bare name resolved in ``training/configs``.
+        overrides: ``section.key=value`` strings.
+
+    Raises:
+        FileNotFoundError: If the file does not exist.
+        ValueError: For unknown keys or invalid values (naming them).
+    """
+    path = pathlib.Path(path)
+    if not path.suffix and not path.exists():
+        path = pathlib.Path(__file__).resolve().parents[2] / "training" / "configs" / f"{path}.yaml"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: experiment config not found.")
+    try:
+        values = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise ValueError(f"{path}: not valid YAML ({error}).") from None
+    values.setdefault("name", path.stem)
+    return from_dict(apply_overrides(values, overrides), source=str(path))
