@@ -217,9 +217,14 @@ def train(config: config_lib.ExperimentConfig, resume: bool = False, verbose: in
                     callbacks=callback_list, verbose=verbose)
     save_keras(built.model, run_dir / "model.keras", built.spec)
 
-    ages = np.asarray(test_table.age, dtype=np.float32)
+    from ssrnet_tf.evaluation import evaluate_predictions  # pylint: disable=import-outside-toplevel
+
+    ages = np.concatenate([np.asarray(t["age"] if isinstance(t, dict) else t).reshape(-1) for _, t in test_data]) \
+        if built.target_encoder is None else np.asarray(test_table.age, dtype=np.float32)
     predictions = predict_ages(built.model, test_data)
-    test_mae = float(np.abs(predictions - ages[: len(predictions)]).mean())
+    report = evaluate_predictions(ages[: len(predictions)], predictions, run_dir / "evaluation",
+                                  {"model": str(run_dir / "model.keras"), "data": f"test split of {config.data.path}"})
+    test_mae = float(report["mae"])
     summary = {
         "name": config.name, "epochs": config.run.epochs, "resumed_from_epoch": done_before,
         "wall_seconds_this_process": round(time.time() - started, 1), "dtype_policy": policy,

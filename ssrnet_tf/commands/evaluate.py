@@ -1,0 +1,29 @@
+"""``ssrnet-tf evaluate``: a report (JSON, Markdown, plots) for any model file."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def run(args: argparse.Namespace) -> int:
+    """Predicts a labelled folder and writes the report."""
+    from ssrnet_tf.evaluation import evaluate_predictions, predict_folder  # pylint: disable=import-outside-toplevel
+
+    y_true, y_pred, info = predict_folder(args.model, args.data, limit=args.limit, seed=args.seed,
+                                          weights_dir=args.weights_dir)
+    report = evaluate_predictions(y_true, y_pred, args.output_dir, info)
+    print(f"{args.model}: MAE {report['mae']:.3f} | CA(3) {report['ca_3']:.3f} | CA(5) {report['ca_5']:.3f} | "
+          f"AAR {report['aar']:.3f} on {report['count']} faces; report in {args.output_dir}")
+    return 0
+
+
+def add_parser(commands) -> None:
+    """Adds ``evaluate`` to the ``ssrnet-tf`` sub-command parsers."""
+    parser = commands.add_parser("evaluate", help="MAE, CA(n), group MAE, AAR report with plots for .keras/.tflite models")
+    parser.add_argument("--model", required=True, help=".keras, .tflite, published .h5 or published weights name")
+    parser.add_argument("--data", required=True, help="UTKFace-style folder (age first in file names) or a CSV table")
+    parser.add_argument("--output-dir", default="runs/evaluation", help="[runs/evaluation]")
+    parser.add_argument("--limit", type=int, help="evaluate a seeded sample of at most this many faces")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--weights-dir", help="local folder of published .h5 files")
+    parser.set_defaults(handler=run)
