@@ -30,7 +30,8 @@ class ModelConfig:
         weights: Backbone weights: ``"imagenet"`` or ``None``.
         head: Age head registry name (``ssrnet_tf.heads``).
         head_kwargs: Arguments of the age head.
-        extra_heads: Further heads as ``{"name": ..., **kwargs}`` dicts.
+        extra_heads: Further heads as ``{"head": registry_name, **kwargs}``
+            dicts, e.g. ``{"head": "multi_task"}``.
         dropout: Dropout on the pooled backbone features.
         loss: Loss of an SSR-Net (``"mae"``, the paper's L1).
     """

@@ -100,7 +100,12 @@ def build_model(config: config_lib.ExperimentConfig) -> BuiltModel:
     from ssrnet_tf.models.age_model import build_age_model  # pylint: disable=import-outside-toplevel
 
     age_head = heads.build_head(config.model.head, **config.model.head_kwargs)
-    extra = [heads.build_head(**dict(entry)) for entry in config.model.extra_heads]
+    extra = []
+    for entry in config.model.extra_heads:
+        entry = dict(entry)
+        if "head" not in entry:
+            raise ValueError(f"model.extra_heads entry {entry} needs a 'head' key naming a registered head.")
+        extra.append(heads.build_head(entry.pop("head"), **entry))
     task = build_age_model(
         config.model.backbone, age_head, extra, input_size=size, alpha=config.model.alpha,
         weights=config.model.weights, dropout=config.model.dropout,
