@@ -85,7 +85,13 @@ class ModelSpec:
     def for_model(cls, model, **fields) -> "ModelSpec":
         """A spec whose input size and outputs are read off a Keras model."""
         height, width = model.input_shape[1:3]
-        names = model.output_names if isinstance(model.output, dict) or len(model.outputs) > 1 else ["age"]
+        output = model.output
+        if isinstance(output, dict):
+            names = list(output)  # the outputs' keys, as a TFLite signature names them
+        elif len(model.outputs) > 1:
+            names = list(model.output_names)
+        else:
+            names = ["age"]
         outputs = {name: "" for name in names}
         if "age" in outputs:
             outputs["age"] = "age in years, float32 (N, 1)"

@@ -1,0 +1,129 @@
+"""An age model: a Keras Applications backbone with one age head and extras."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Dict, List, Optional, Sequence
+
+import keras
+import numpy as np
+
+from ssrnet_tf.models.backbones import build_backbone
+
+
+@dataclasses.dataclass
+class AgeTask:
+    """A built age model together with the heads that define its training.
+
+    Attributes:
+        model: ``keras.Model`` from raw 0-255 BGR pixels to a dict of outputs;
+            ``"age"`` ``(N, 1)`` is the inference output.
+        heads: The heads, in the order they were attached.
+    """
+
+    model: keras.Model
+    heads: List
+
+    def losses(self) -> Dict[str, keras.losses.Loss]:
+        """All heads' losses, keyed by output name."""
+        return _merge(head.losses() for head in self.heads)
+
+    def loss_weights(self) -> Dict[str, float]:
+        """All heads' loss weights, keyed by output name."""
+        return _merge(head.loss_weights() for head in self.heads)
+
+    def metrics(self) -> Dict[str, list]:
+        """All heads' metrics, keyed by output name."""
+        return _merge(head.metrics() for head in self.heads)
+
+    def compile(self, optimizer="adam", **kwargs) -> keras.Model:
+        """Compiles :attr:`model` with the heads' losses, weights and metrics.
+
+        Args:
+            optimizer: Any Keras optimizer (or its name).
+            **kwargs: Further ``keras.Model.compile`` arguments.
+
+        Returns:
+            The compiled model.
+        """
+        self.model.compile(
+            optimizer=optimizer,
+            loss=self.losses(),
+            loss_weights=self.loss_weights(),
+            metrics=self.metrics() or None,
+            **kwargs,
+        )
+        return self.model
+
+    def encode_targets(self, labels: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+        """Targets for every loss from raw labels.
+
+        Args:
+            labels: ``"age"`` in years ``(N,)``, optionally ``"gender"`` and
+                ``"race"`` integer codes with -1 for missing.
+
+        Returns:
+            ``{output_name: y}`` for every output that has a loss.
+        """
+        return _merge(head.encode_targets(labels) for head in self.heads)
+
+
+def _merge(dicts) -> dict:
+    merged = {}
+    for part in dicts:
+        clash = set(part) & set(merged)
+        if clash:
+            raise ValueError(f"two heads define the same outputs: {sorted(clash)}.")
+        merged.update(part)
+    return merged
+
+
+def build_age_model(
+    backbone: str,
+    age_head,
+    extra_heads: Sequence = (),
+    *,
+    input_size: int = 64,
+    alpha: Optional[float] = None,
+    weights: Optional[str] = "imagenet",
+    dropout: float = 0.0,
+    name: Optional[str] = None,
+) -> AgeTask:
+    """Puts an age head (and optional extra heads) on a registered backbone.
+
+    Args:
+        backbone: A key of :data:`ssrnet_tf.models.backbones.BACKBONES`.
+        age_head: A :class:`ssrnet_tf.heads.Head` that outputs ``"age"``.
+        extra_heads: Further heads, e.g. gender/race or age groups.
+        input_size: Square input side in pixels.
+        alpha: Width multiplier for the MobileNet families.
+        weights: ``"imagenet"``, ``None`` or a weights path (backbone only).
+        dropout: Dropout rate on the pooled features before the heads.
+        name: Model name; default ``"<backbone>_<head>"``.
+
+    Returns:
+        An :class:`AgeTask`.
+
+    Raises:
+        ValueError: If the age head has no ``"age"`` output, or two heads
+            share an output name.
+
+    Example:
+        >>> from ssrnet_tf import heads
+        >>> task = build_age_model("mobilenet_v2", heads.MultiGranularityHead(),
+        ...                        [heads.MultiTaskHead()], weights=None)
+        >>> task.compile("adam")
+    """
+    features_model = build_backbone(backbone, input_size, alpha=alpha, weights=weights)
+
+    # === Functional Model ===
+    image = keras.Input((input_size, input_size, 3), name="image")
+    features = features_model(image)  # (N, D)
+    if dropout:
+        features = keras.layers.Dropout(dropout, name="feature_dropout")(features)
+    all_heads = [age_head, *extra_heads]
+    outputs = _merge(head.build_outputs(features) for head in all_heads)
+    if "age" not in outputs:
+        raise ValueError(f"age head {age_head.name!r} has no 'age' output; outputs: {sorted(outputs)}.")
+    model = keras.Model(image, outputs, name=name or f"{backbone}_{age_head.name}")
+    return AgeTask(model=model, heads=all_heads)

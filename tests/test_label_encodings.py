@@ -1,0 +1,108 @@
+"""Tests of the label encodings of the age heads (pure NumPy)."""
+
+import numpy as np
+import pytest
+
+from ssrnet_tf.heads import encodings
+
+
+@pytest.mark.parametrize("granularity,classes,expected", [(1, 100, 44), (5, 20, 8), (10, 10, 4), (20, 5, 2)])
+def test_paper_example_age_44(granularity, classes, expected):
+    assert encodings.num_classes(granularity) == classes
+    assert encodings.granularity_class([44], granularity).tolist() == [expected]
+
+
+@pytest.mark.parametrize("granularity", [1, 5, 10, 20])
+def test_range_boundaries_go_to_first_and_last_class(granularity):
+    last = encodings.num_classes(granularity) - 1
+    got = encodings.granularity_class([0, 99.9, 100, 116], granularity)
+    assert got.dtype == np.int32
+    assert got.tolist() == [0, last, last, last]
+
+
+def test_granularity_class_with_shifted_and_uneven_range():
+    # 1..80 by 3 years: ceil(79 / 3) = 27 classes; ages below min_age clip to 0.
+    assert encodings.num_classes(3, 1, 80) == 27
+    assert encodings.granularity_class([0, 1, 3.9, 4, 80, 90], 3, 1, 80).tolist() == [0, 0, 0, 1, 26, 26]
+
+
+@pytest.mark.parametrize("bad", [[-1], [-0.5], [np.nan], [np.inf]])
+def test_negative_or_non_finite_ages_raise(bad):
+    with pytest.raises(ValueError, match="ages must be"):
+        encodings.granularity_class(bad, 5)
+    with pytest.raises(ValueError, match="ages must be"):
+        encodings.gaussian_label_distribution(bad)
+    with pytest.raises(ValueError, match="ages must be"):
+        encodings.age_group_index(bad, "3_groups")
+
+
+@pytest.mark.parametrize(
+    "function,args",
+    [
+        (encodings.num_classes, (0,)),
+        (encodings.num_classes, (2.5,)),
+        (encodings.num_classes, (1, 10, 10)),
+        (encodings.num_classes, (1, -1, 10)),
+        (encodings.num_classes, (1, 0, 99.5)),
+        (encodings.gaussian_label_distribution, ([3], 0.0)),
+    ],
+)
+def test_invalid_parameters_raise(function, args):
+    with pytest.raises(ValueError):
+        function(*args)
+
+
+def test_class_centers():
+    np.testing.assert_array_equal(encodings.class_centers(20), [9.5, 29.5, 49.5, 69.5, 90.0])
+    np.testing.assert_array_equal(encodings.class_centers(5)[:2], [2.0, 7.0])
+    centers = encodings.class_centers(1)
+    assert centers.shape == (100,) and centers[44] == 44.0 and centers[-1] == 99.5
+    # Uneven last class: 1..80 by 3 -> the last class holds 79 and 80.
+    assert encodings.class_centers(3, 1, 80)[-1] == 79.5
+
+
+def test_discrete_age_class_rounds_and_clips():
+    got = encodings.discrete_age_class([0, 0.49, 0.5, 44, 99.6, 100, 116])
+    assert got.tolist() == [0, 0, 1, 44, 100, 100, 100]
+    assert encodings.discrete_ages().shape == (101,)
+
+
+def test_gaussian_label_distribution():
+    dist = encodings.gaussian_label_distribution([44, 0, 100, 116], sigma=2.0)
+    assert dist.shape == (4, 101) and dist.dtype == np.float32
+    np.testing.assert_allclose(dist.sum(axis=1), 1.0, rtol=1e-6)
+    assert dist[0].argmax() == 44
+    # Normalised over the 101 discrete ages: for an interior age this is the
+    # Gaussian density divided by its (almost exactly 1) Riemann sum.
+    expected = np.exp(-np.square(np.arange(101) - 44.0) / 8.0)
+    np.testing.assert_allclose(dist[0], expected / expected.sum(), rtol=1e-5, atol=1e-12)
+    np.testing.assert_allclose(dist[0, 44], 1.0 / np.sqrt(2 * np.pi * 4), rtol=1e-4)
+    # Ages at the range ends are one-sided; ages above the range are clipped.
+    assert dist[1].argmax() == 0 and dist[2].argmax() == 100
+    np.testing.assert_array_equal(dist[2], dist[3])
+    np.testing.assert_allclose(dist[0].dot(np.arange(101)), 44.0, rtol=1e-5)
+
+
+def test_age_group_presets_and_boundaries():
+    assert encodings.age_group_index([1, 16, 17, 32, 33, 64, 65, 80, 116, 0], "5_groups").tolist() == [
+        0, 0, 1, 1, 2, 3, 4, 4, 4, 0
+    ]
+    for name, groups in (("3_groups", 3), ("5_groups", 5), ("10_groups", 10)):
+        index = encodings.age_group_index(np.arange(1, 81), name)
+        assert sorted(set(index.tolist())) == list(range(groups))
+        counts = np.bincount(index)
+        assert counts.max() - counts.min() <= 1  # Equal-width splits of 1..80.
+    assert encodings.age_group_index([9.99, 10, 50], [10, 50.5]).tolist() == [0, 1, 1]
+
+
+@pytest.mark.parametrize("bad", ["4_groups", [], [10, 10], [30, 20], [0, 10]])
+def test_invalid_age_groups_raise(bad):
+    with pytest.raises(ValueError):
+        encodings.age_group_index([20], bad)
+
+
+def test_task_labels():
+    assert encodings.task_labels([0, 1, -1], 2, "gender").tolist() == [0, 1, -1]
+    for bad in ([2], [-2], [0.5]):
+        with pytest.raises(ValueError, match="gender"):
+            encodings.task_labels(bad, 2, "gender")
