@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
 from ssrnet_tf import model_spec
@@ -108,3 +109,17 @@ def test_sigkill_mid_run_then_resume(utkface_dir, tmp_path):
     model, spec = model_spec.load_keras(run_dir / "model.keras")
     assert model.count_params() == 40915 and spec is not None
     assert not (run_dir / "backup").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["agn_compact", "ldl_mobilenet_v2", "multitask_mobilenet_v2", "agn_mobilenet_v2"])
+def test_backbone_configs_train_one_short_epoch(name, utkface_dir, tmp_path):
+    from ssrnet_tf.training import trainer
+
+    config = config_lib.load_config(name, [
+        f"data.path={utkface_dir}", "data.limit=160", "data.batch_size=16", "model.input_size=64",
+        "model.weights=null", "run.epochs=1", "run.steps_per_epoch=3", f"run.output_dir={tmp_path / name}",
+    ])
+    summary = trainer.train(config, verbose=0)
+    assert np.isfinite(summary["test_mae"])
+    assert (tmp_path / name / "evaluation" / "report.json").is_file()
