@@ -43,6 +43,9 @@ class ModelSpec:
             ``"eye_rotation"`` (rotate eyes level, re-detect); see
             :mod:`ssrnet_tf.faces`.
         margin: Box expansion on each side as a fraction of the box size.
+            The default 0.03 with ``"similarity"`` alignment reproduces the
+            UTKFace aligned&cropped layout that ssrnet_tf models train on
+            (see :data:`ssrnet_tf.faces.UTKFACE_MARGIN`).
         outputs: Output name -> meaning, e.g. ``{"age": "years, (N, 1)"}``.
         architecture: Free text, e.g. ``"ssrnet(3,3,3)"``.
         training_data: Free text, e.g. ``"UTKFace aligned&cropped"``.
@@ -52,7 +55,7 @@ class ModelSpec:
     channel_order: str = "bgr"
     pixel_range: str = "0-255"
     alignment: str = "similarity"
-    margin: float = 0.4
+    margin: float = 0.03
     outputs: Dict[str, str] = dataclasses.field(
         default_factory=lambda: {"age": "age in years, float32 (N, 1)"}
     )

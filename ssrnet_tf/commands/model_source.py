@@ -20,6 +20,8 @@ def load_model_and_spec(name_or_path: str, weights_dir=None):
     spec = model_spec.ModelSpec.for_model(
         model,
         architecture="ssrnet(3,3,3)",
+        alignment="none",  # the original SSR-Net demo: MTCNN box grown by 40 % per side
+        margin=0.4,
         training_data=f"published SSR-Net weights: {pathlib.Path(str(name_or_path)).stem}",
     )
     return model, spec

@@ -1,0 +1,106 @@
+"""``ssrnet-tf predict``: ages of every face in images, as JSON lines.
+
+Output (stdout), one JSON object per line:
+
+1. ``{"model", "kind", "spec", "spec_source"}``: the model and the crop it
+   gets; ``spec_source`` says whether the spec came from the model file or
+   from a documented default (:mod:`ssrnet_tf.faces.age_predictor`).
+2. One ``{"image", "size", "faces": [...]}`` per image; each face has
+   ``box`` ``[x1, y1, x2, y2]`` and ``landmarks`` in the pixels of the
+   original file, ``score``, ``age`` and any other model output. No face:
+   ``"faces": []`` and a ``"reason"``; unusable file: an ``"error"``.
+   ``"notes"`` tell how the file was decoded (EXIF rotation, reduced-size
+   decoding of huge images, grayscale, alpha).
+3. ``{"summary": {...}}``: counts, and the files skipped for not having an
+   image suffix.
+
+Bad images never stop the run; the exit status is 0 once every image has
+its line (2 if the model itself cannot be loaded).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import sys
+from typing import List, Tuple
+
+from ssrnet_tf.commands.common import WEIGHTS_DIR_ENV
+
+
+def collect_images(inputs: List[str]) -> Tuple[List[Tuple[pathlib.Path, pathlib.Path]], List[str]]:
+    """``([(image, path relative to its input), ...], skipped_files)``.
+
+    Folders are searched recursively for files with an image suffix, in
+    sorted order; other files are returned as skipped. A file named
+    directly is always used, whatever its suffix (missing ones too, so they
+    get an error line).
+    """
+    from ssrnet_tf.faces.loaded_image import IMAGE_SUFFIXES  # pylint: disable=import-outside-toplevel
+
+    images, skipped = [], []
+    for text in inputs:
+        root = pathlib.Path(text)
+        if root.is_dir():
+            for path in sorted(p for p in root.rglob("*") if p.is_file()):
+                if path.name.startswith("."):
+                    continue
+                if path.suffix.lower() in IMAGE_SUFFIXES:
+                    images.append((path, path.relative_to(root)))
+                else:
+                    skipped.append(str(path))
+        else:
+            images.append((root, pathlib.Path(root.name)))
+    return images, skipped
+
+
+def run(args: argparse.Namespace) -> int:
+    """Predicts the age of every face in the given images or folders."""
+    from ssrnet_tf.faces.age_predictor import AgePredictor, load_age_model  # pylint: disable=import-outside-toplevel
+
+    weights_dir = args.weights_dir or os.environ.get(WEIGHTS_DIR_ENV)
+    model = load_age_model(args.model, weights_dir=weights_dir, num_threads=args.threads)
+    predictor = AgePredictor(model, policy=args.policy, min_face_size=args.min_face_size,
+                             min_score=args.min_score, max_detection_side=args.max_detection_side)
+    out = sys.stdout
+    print(json.dumps({"model": model.name, "kind": model.kind, "spec": json.loads(model.spec.to_json()),
+                      "spec_source": model.spec_source}), file=out, flush=True)
+    if model.spec_source.startswith("default"):
+        print(f"ssrnet-tf predict: note: {model.spec_source}", file=sys.stderr)
+    images, skipped = collect_images(args.inputs)
+    counts = {"images": len(images), "faces": 0, "with_faces": 0, "no_face": 0, "errors": 0}
+    for path, relative in images:
+        annotate = pathlib.Path(args.annotate) / relative if args.annotate else None
+        record = predictor.predict_file(path, annotate_path=annotate)
+        counts["faces"] += len(record["faces"])
+        counts["with_faces"] += bool(record["faces"])
+        counts["errors"] += "error" in record
+        counts["no_face"] += "reason" in record
+        print(json.dumps(record), file=out, flush=True)
+    print(json.dumps({"summary": {**counts, "skipped_files": skipped}}), file=out, flush=True)
+    return 0
+
+
+def add_parser(commands) -> None:
+    """Adds ``predict`` to the ``ssrnet-tf`` sub-command parsers."""
+    predict = commands.add_parser(
+        "predict",
+        help="predict the age of every face in images (JSON lines)",
+        description=(
+            "Detects faces (MTCNN), crops them as the model expects (read from the "
+            "ModelSpec stored in the .keras/.tflite file) and prints one JSON line per "
+            "image with each face's box, landmarks, score and age."
+        ),
+    )
+    predict.add_argument("inputs", nargs="+", metavar="IMAGE_OR_FOLDER", help="image files and/or folders (searched recursively)")
+    predict.add_argument("--model", required=True, help="a .keras or .tflite file, a published .h5 file, or a published name (imdb, wiki, morph2, megaface_asian)")
+    predict.add_argument("--weights-dir", help=f"local folder of published .h5 files, searched before the cache and the network [${WEIGHTS_DIR_ENV}]")
+    predict.add_argument("--annotate", metavar="DIR", help="also write a copy of each image with boxes and ages into DIR")
+    predict.add_argument("--policy", choices=("all", "largest", "most_confident"), default="all", help="faces per image [all]")
+    predict.add_argument("--min-face-size", type=float, default=20.0, help="smallest face in pixels (shorter box side) [20]")
+    predict.add_argument("--min-score", type=float, default=0.9, help="smallest detector confidence [0.9]")
+    predict.add_argument("--max-detection-side", type=int, default=1280, help="images are shrunk to this longest side for detection only [1280]")
+    predict.add_argument("--threads", type=int, default=None, help="TFLite interpreter threads [runtime default]")
+    predict.set_defaults(handler=run)

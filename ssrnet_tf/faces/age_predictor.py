@@ -1,0 +1,240 @@
+"""Ages for every face in a photograph: detector + cropper + age model.
+
+The library behind ``ssrnet-tf predict``. :func:`load_age_model` opens a
+``.keras`` or ``.tflite`` file, a published ``.h5`` file or a published
+weights name (``imdb``, ``wiki``, ``morph2``, ``megaface_asian``), and
+reads the crop the model expects from the
+:class:`ssrnet_tf.model_spec.ModelSpec` stored in the file. Without a
+stored spec it falls back to, and says so in ``spec_source``:
+
+* ``.keras`` / ``.tflite`` without a spec: :func:`default_spec`, the
+  UTKFace layout (``alignment="similarity"``,
+  ``margin=UTKFACE_MARGIN`` = 0.03, BGR, raw 0-255, the model's own input
+  size), i.e. the crops ssrnet_tf models are trained on;
+* published SSR-Net weights: :func:`published_spec`, the crop of the
+  original SSR-Net demo (``alignment="none"``, ``margin=0.4``: the MTCNN
+  box grown by 40 % per side, 64x64 BGR).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pathlib
+from typing import Callable, Dict, List, Optional, Union
+
+import numpy as np
+
+from ssrnet_tf.faces.face_cropper import FaceCropper
+from ssrnet_tf.faces.face_template import UTKFACE_MARGIN
+from ssrnet_tf.faces.loaded_image import ImageReadError, load_image
+
+PathLike = Union[str, os.PathLike]
+_AGE_OUTPUT = {"age": "age in years, float32 (N, 1)"}
+
+
+def default_spec(input_size=(64, 64)):
+    """The documented fallback for model files without a stored spec."""
+    from ssrnet_tf.model_spec import ModelSpec  # pylint: disable=import-outside-toplevel
+
+    return ModelSpec(input_size=tuple(input_size), channel_order="bgr", pixel_range="0-255",
+                     alignment="similarity", margin=UTKFACE_MARGIN, outputs=dict(_AGE_OUTPUT))
+
+
+def published_spec(name: str = ""):
+    """The crop of the original SSR-Net demo, for the published weights."""
+    from ssrnet_tf.model_spec import ModelSpec  # pylint: disable=import-outside-toplevel
+
+    return ModelSpec(input_size=(64, 64), channel_order="bgr", pixel_range="0-255", alignment="none",
+                     margin=0.4, outputs=dict(_AGE_OUTPUT), architecture="ssrnet(3,3,3)",
+                     training_data=f"published SSR-Net weights: {name}")
+
+
+@dataclasses.dataclass
+class AgeModel:
+    """An age model of any supported kind, behind one call.
+
+    Attributes:
+        name: What the model was loaded from.
+        kind: ``"keras"``, ``"tflite"`` or ``"published"``.
+        spec: The :class:`ssrnet_tf.model_spec.ModelSpec` in use.
+        spec_source: Where ``spec`` came from (the model file, or which
+            documented default and why).
+        run: ``batch -> {output_name: (N, ...) array}``.
+    """
+
+    name: str
+    kind: str
+    spec: object
+    spec_source: str
+    run: Callable[[np.ndarray], Dict[str, np.ndarray]]
+
+    def predict(self, batch: np.ndarray) -> Dict[str, np.ndarray]:
+        """``{output_name: array}`` for a float32 ``(N, H, W, 3)`` batch."""
+        return {name: np.asarray(value) for name, value in self.run(batch).items()}
+
+
+def _keras_runner(model) -> Callable:
+    def run(batch):
+        outputs = model(batch, training=False)
+        if isinstance(outputs, dict):
+            return {name: np.asarray(value) for name, value in outputs.items()}
+        if isinstance(outputs, (list, tuple)):
+            return {name: np.asarray(value) for name, value in zip(model.output_names, outputs)}
+        return {"age": np.asarray(outputs)}
+
+    return run
+
+
+def load_age_model(name_or_path: PathLike, *, weights_dir: Optional[PathLike] = None,
+                   num_threads: Optional[int] = None) -> AgeModel:
+    """Opens an age model and the spec of its input.
+
+    Args:
+        name_or_path: A ``.keras`` or ``.tflite`` file, a published ``.h5``
+            weights file, or a published weights name (``imdb``, ...).
+        weights_dir: Folder of published ``.h5`` files, searched before the
+            download cache (see :func:`ssrnet_tf.pretrained.load_pretrained`).
+        num_threads: TFLite interpreter threads.
+
+    Returns:
+        An :class:`AgeModel`.
+
+    Raises:
+        FileNotFoundError: If the file does not exist.
+        KeyError: For an unknown published name.
+        ValueError: If the file is not a model of a supported kind.
+    """
+    from ssrnet_tf import model_spec, pretrained  # pylint: disable=import-outside-toplevel
+
+    text = str(name_or_path)
+    suffix = pathlib.Path(text).suffix.lower()
+    if suffix == ".keras":
+        model, spec = model_spec.load_keras(text)
+        source = "model file (.keras)"
+        if spec is None:
+            spec = default_spec(model.input_shape[1:3])
+            source = ("default: the .keras file stores no ModelSpec; assumed the UTKFace layout "
+                      f"(similarity alignment, margin {UTKFACE_MARGIN}, BGR 0-255)")
+        return AgeModel(text, "keras", spec, source, _keras_runner(model))
+    if suffix == ".tflite":
+        from ssrnet_tf.export.tflite import TFLiteModel  # pylint: disable=import-outside-toplevel
+
+        if not pathlib.Path(text).is_file():
+            raise FileNotFoundError(f"{text}: model file not found.")
+        runner = TFLiteModel(text, num_threads=num_threads)
+        spec = model_spec.read_tflite_spec(text)
+        source = "model file (.tflite metadata)"
+        if spec is None:
+            spec = default_spec(runner.input_shape[1:3])
+            source = ("default: the .tflite file stores no ModelSpec; assumed the UTKFace layout "
+                      f"(similarity alignment, margin {UTKFACE_MARGIN}, BGR 0-255)")
+        return AgeModel(text, "tflite", spec, source, runner.predict_outputs)
+    model = pretrained.load_pretrained(text, weights_dir=weights_dir)
+    name = pathlib.Path(text).stem
+    source = "default for published SSR-Net weights: the original SSR-Net demo crop (MTCNN box + 40 % margin, no alignment)"
+    return AgeModel(text, "published", published_spec(name), source, _keras_runner(model))
+
+
+class AgePredictor:
+    """Finds every face in an image and predicts its age.
+
+    Args:
+        model: An :class:`AgeModel`.
+        policy, min_face_size, min_score, max_detection_side: As for
+            :class:`ssrnet_tf.faces.FaceCropper`.
+        max_pixels: Pixel budget of :func:`ssrnet_tf.faces.load_image`.
+
+    Example:
+        >>> predictor = AgePredictor(load_age_model("model.keras"))
+        >>> predictor.predict_file("group.jpg")["faces"][0]["age"]
+    """
+
+    def __init__(self, model: AgeModel, *, policy: str = "all", min_face_size: float = 20.0,
+                 min_score: float = 0.9, max_detection_side: int = 1280, max_pixels: Optional[int] = None):
+        self.model = model
+        self.cropper = FaceCropper(model.spec, policy=policy, min_face_size=min_face_size,
+                                   min_score=min_score, max_detection_side=max_detection_side)
+        self.max_pixels = max_pixels
+
+    def predict_array(self, image_bgr: np.ndarray, scale: float = 1.0) -> List[Dict]:
+        """Face entries (box, landmarks, score, model outputs) for an image.
+
+        Args:
+            image_bgr: uint8 BGR image.
+            scale: Multiplies coordinates (to report original-file pixels).
+        """
+        crops = self.cropper.crops(image_bgr)
+        if not crops:
+            return []
+        outputs = self.model.predict(self.cropper.model_input(crops))
+        faces = []
+        for index, crop in enumerate(crops):
+            entry = crop.to_json(scale)
+            for name, values in outputs.items():
+                value = np.asarray(values[index], np.float64)
+                entry[name] = round(float(value.reshape(-1)[0]), 4) if value.size == 1 else np.round(value, 4).tolist()
+            faces.append(entry)
+        return faces
+
+    def predict_file(self, path: PathLike, annotate_path: Optional[PathLike] = None) -> Dict:
+        """The JSON record of one image file; never raises for bad images.
+
+        Returns:
+            ``{"image", "size", "faces", ...}``; with ``"reason"`` when no
+            face was found, ``"error"`` when the file could not be used, and
+            ``"notes"`` on how it was decoded.
+        """
+        record: Dict = {"image": str(path)}
+        try:
+            options = {} if self.max_pixels is None else {"max_pixels": self.max_pixels}
+            loaded = load_image(path, **options)
+        except ImageReadError as error:
+            record.update(faces=[], error=str(error))
+            return record
+        record["size"] = list(loaded.original_size)
+        if loaded.notes:
+            record["notes"] = list(loaded.notes)
+        try:
+            record["faces"] = self.predict_array(loaded.image, loaded.scale)
+        except Exception as error:  # pylint: disable=broad-except  # one bad image must not stop a folder
+            record.update(faces=[], error=f"{path}: face detection or the model failed: {type(error).__name__}: {error}")
+            return record
+        if not record["faces"]:
+            record["reason"] = self._no_face_reason(loaded)
+        if annotate_path is not None:
+            self._annotate(loaded, record, annotate_path)
+        return record
+
+    def _no_face_reason(self, loaded) -> str:
+        detector = self.cropper.detector
+        height, width = loaded.image.shape[:2]
+        if min(height, width) < max(12.0, detector.min_face_size):
+            return (f"image is {width}x{height} pixels, smaller than the smallest face searched for "
+                    f"({detector.min_face_size:g} px)")
+        return f"no face found (smallest face {detector.min_face_size:g} px, confidence >= {detector.min_score:g})"
+
+    @staticmethod
+    def _annotate(loaded, record: Dict, annotate_path: PathLike) -> None:
+        import cv2  # pylint: disable=import-outside-toplevel
+
+        from ssrnet_tf.faces.face_annotation import draw_faces  # pylint: disable=import-outside-toplevel
+        from ssrnet_tf.utils.atomic import atomic_write_bytes  # pylint: disable=import-outside-toplevel
+
+        annotate_path = pathlib.Path(annotate_path)
+        if annotate_path.suffix.lower() not in (".jpg", ".jpeg", ".png", ".bmp"):
+            annotate_path = annotate_path.with_name(annotate_path.name + ".png")
+        ok, encoded = cv2.imencode(annotate_path.suffix, draw_faces(loaded.image, record["faces"], loaded.scale))
+        try:
+            if not ok:
+                raise OSError(f"OpenCV cannot encode {annotate_path.suffix} files")
+            atomic_write_bytes(annotate_path, encoded.tobytes())
+        except OSError as error:
+            record["annotate_error"] = f"{annotate_path}: {error}"
+            return
+        record["annotated"] = str(annotate_path)
+        if loaded.scale != 1.0:
+            record["annotated_scale"] = round(loaded.scale, 4)  # the copy is the reduced decode
+
+
+__all__ = ["AgeModel", "AgePredictor", "default_spec", "load_age_model", "published_spec"]
