@@ -175,3 +175,26 @@ def validate_heads(heads: Iterable[Head]) -> List[str]:
                 )
             owners[output] = head.name
     return list(owners)
+
+
+def expected_age_branch(head: "Head", features, min_age: int, max_age: int, suffix: str):
+    """A softmax over the whole years ``min_age..max_age`` and its expectation.
+
+    The shared branch of the label-distribution and DEX heads.
+
+    Args:
+        head: The head whose layer-name prefix is used.
+        features: Feature tensor ``(batch, D)``.
+        min_age: First age class.
+        max_age: Last age class.
+        suffix: Layer-name suffix of the softmax layer.
+
+    Returns:
+        ``(probabilities, age)`` of shapes ``(batch, K)`` and ``(batch, 1)``.
+    """
+    from ssrnet_tf.layers import expected_value  # pylint: disable=import-outside-toplevel
+
+    ages = encodings.discrete_ages(min_age, max_age)
+    probabilities = keras.layers.Dense(ages.size, activation="softmax", name=head._layer_name(suffix))(features)
+    age = expected_value.ExpectedValue(ages.tolist(), name=head._layer_name("age"))(probabilities)
+    return probabilities, age

@@ -9,7 +9,6 @@ import numpy as np
 
 from ssrnet_tf.heads import base
 from ssrnet_tf.heads import encodings
-from ssrnet_tf.layers import expected_value
 
 #: Name of the predicted age distribution output.
 DISTRIBUTION_OUTPUT = "age_distribution"
@@ -83,11 +82,7 @@ class LabelDistributionHead(base.Head):
 
     def build_outputs(self, features):
         self._check_features(features)
-        ages = encodings.discrete_ages(self.min_age, self.max_age)
-        distribution = keras.layers.Dense(ages.size, activation="softmax", name=self._layer_name("distribution"))(
-            features
-        )  # (batch, K)
-        age = expected_value.ExpectedValue(ages.tolist(), name=self._layer_name("age"))(distribution)  # (batch, 1)
+        distribution, age = base.expected_age_branch(self, features, self.min_age, self.max_age, "distribution")
         return {base.AGE_OUTPUT: age, DISTRIBUTION_OUTPUT: distribution}
 
     def losses(self) -> Dict[str, keras.losses.Loss]:

@@ -9,7 +9,6 @@ import numpy as np
 
 from ssrnet_tf.heads import base
 from ssrnet_tf.heads import encodings
-from ssrnet_tf.layers import expected_value
 
 #: Losses of :class:`RegressionHead`.
 REGRESSION_LOSSES = ("mae", "mse")
@@ -154,11 +153,7 @@ class DEXHead(base.Head):
 
     def build_outputs(self, features):
         self._check_features(features)
-        ages = encodings.discrete_ages(self.min_age, self.max_age)
-        classes = keras.layers.Dense(ages.size, activation="softmax", name=self._layer_name("classes"))(
-            features
-        )  # (batch, K)
-        age = expected_value.ExpectedValue(ages.tolist(), name=self._layer_name("age"))(classes)  # (batch, 1)
+        classes, age = base.expected_age_branch(self, features, self.min_age, self.max_age, "classes")
         return {base.AGE_OUTPUT: age, DEX_CLASSES_OUTPUT: classes}
 
     def losses(self) -> Dict[str, keras.losses.Loss]:
