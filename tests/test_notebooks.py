@@ -1,7 +1,6 @@
 """Runs the notebooks' code cells in order (magics and shell lines skipped)."""
 
 import json
-import os
 import pathlib
 
 import pytest
