@@ -101,7 +101,6 @@ except ImportError as error:  # pragma: no cover - depends on the environment
     ) from error
 
 from ssrnet_tf.models import ssrnet_config
-from ssrnet_tf.utils.atomic import atomic_write_bytes
 
 PathLike = Union[str, os.PathLike]
 
@@ -803,7 +802,7 @@ def export_qat_tflite(qat_model, output_path: Optional[PathLike] = None, *, spec
     Returns:
         The flatbuffer bytes; float32 raw 0-255 BGR input, ages ``(N, 1)``.
     """
-    from ssrnet_tf.export.tflite import strip_tensor_names  # pylint: disable=import-outside-toplevel
+    from ssrnet_tf.export.tflite import finish_flatbuffer  # pylint: disable=import-outside-toplevel
 
     converter = tf.lite.TFLiteConverter.from_keras_model(qat_model)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -813,15 +812,7 @@ def export_qat_tflite(qat_model, output_path: Optional[PathLike] = None, *, spec
         # provides them.
         warnings.filterwarnings("ignore", message="Statistics for quantized inputs were expected")
         flatbuffer = converter.convert()
-    if strip_names:
-        flatbuffer = strip_tensor_names(flatbuffer)
-    if spec is not None:
-        from ssrnet_tf.model_spec import embed_tflite_spec  # pylint: disable=import-outside-toplevel
-
-        flatbuffer = embed_tflite_spec(flatbuffer, spec)
-    if output_path is not None:
-        atomic_write_bytes(output_path, flatbuffer)
-    return flatbuffer
+    return finish_flatbuffer(flatbuffer, strip_names=strip_names, spec=spec, output_path=output_path)
 
 
 def qat_ssrnet_to_tflite(

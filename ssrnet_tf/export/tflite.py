@@ -208,6 +208,21 @@ def convert_to_tflite(
             flatbuffer = debugger.get_nondebug_quantized_model()
         if int8_input_type != "float32":
             flatbuffer = _set_int8_input(flatbuffer, int8_input_type)
+    return finish_flatbuffer(flatbuffer, strip_names=strip_names, spec=spec, output_path=output_path)
+
+
+def finish_flatbuffer(flatbuffer: bytes, *, strip_names: bool = True, spec=None, output_path=None) -> bytes:
+    """The last steps of every export: strip names, embed the spec, write.
+
+    Args:
+        flatbuffer: A converted ``.tflite`` model.
+        strip_names: Whether to apply :func:`strip_tensor_names`.
+        spec: Optional :class:`ssrnet_tf.model_spec.ModelSpec` to embed.
+        output_path: If given, the result is written there atomically.
+
+    Returns:
+        The final flatbuffer bytes.
+    """
     if strip_names:
         flatbuffer = strip_tensor_names(flatbuffer)
     if spec is not None:
