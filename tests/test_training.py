@@ -111,15 +111,21 @@ def test_sigkill_mid_run_then_resume(utkface_dir, tmp_path):
     assert not (run_dir / "backup").exists()
 
 
+BACKBONE_CONFIGS = sorted(path.stem for path in CONFIG_DIR.glob("*.yaml") if path.stem != "ssrnet")
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["agn_compact", "ldl_mobilenet_v2", "multitask_mobilenet_v2", "agn_mobilenet_v2"])
+@pytest.mark.parametrize("name", BACKBONE_CONFIGS)
 def test_backbone_configs_train_one_short_epoch(name, utkface_dir, tmp_path):
     from ssrnet_tf.training import trainer
 
     config = config_lib.load_config(name, [
         f"data.path={utkface_dir}", "data.limit=160", "data.batch_size=16", "model.input_size=64",
-        "model.weights=null", "run.epochs=1", "run.steps_per_epoch=3", f"run.output_dir={tmp_path / name}",
+        "model.weights=null", "run.epochs=1", "run.steps_per_epoch=3", "stage_two.epochs=1",
+        f"run.output_dir={tmp_path / name}",
     ])
     summary = trainer.train(config, verbose=0)
     assert np.isfinite(summary["test_mae"])
     assert (tmp_path / name / "evaluation" / "report.json").is_file()
+    if config.stage_two.enabled:
+        assert np.isfinite(summary["stage1"]["val_mae"]) and summary["stage2"]["test_mae"] == summary["test_mae"]

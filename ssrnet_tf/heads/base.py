@@ -79,6 +79,16 @@ class Head(abc.ABC):
         """Fresh metric objects per output name (may be empty)."""
         return {}
 
+    @property
+    def classifier_layer_names(self) -> tuple:
+        """Names of the layers that map features to the head's class scores.
+
+        The *classifier* that decoupled long-tailed training re-trains on
+        class-balanced batches while everything else stays frozen
+        (:mod:`ssrnet_tf.training.stage_two`). Empty for heads without one.
+        """
+        return ()
+
     @abc.abstractmethod
     def encode_targets(self, labels: Mapping[str, np.ndarray]) -> Dict[str, np.ndarray]:
         """Encodes raw labels into the ``y`` arrays of :meth:`losses`.

@@ -13,6 +13,9 @@ from ssrnet_tf.heads import encodings
 #: Name of the predicted age distribution output.
 DISTRIBUTION_OUTPUT = "age_distribution"
 
+# Layer-name suffix of the (N, K) softmax classifier.
+_CLASSIFIER_SUFFIX = "distribution"
+
 
 class LabelDistributionHead(base.Head):
     """Learns a distribution over whole-year ages and its expectation.
@@ -80,9 +83,13 @@ class LabelDistributionHead(base.Head):
     def output_names(self) -> tuple:
         return (base.AGE_OUTPUT, DISTRIBUTION_OUTPUT)
 
+    @property
+    def classifier_layer_names(self) -> tuple:
+        return (self._layer_name(_CLASSIFIER_SUFFIX),)
+
     def build_outputs(self, features):
         self._check_features(features)
-        distribution, age = base.expected_age_branch(self, features, self.min_age, self.max_age, "distribution")
+        distribution, age = base.expected_age_branch(self, features, self.min_age, self.max_age, _CLASSIFIER_SUFFIX)
         return {base.AGE_OUTPUT: age, DISTRIBUTION_OUTPUT: distribution}
 
     def losses(self) -> Dict[str, keras.losses.Loss]:

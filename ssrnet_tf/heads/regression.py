@@ -15,6 +15,9 @@ REGRESSION_LOSSES = ("mae", "mse")
 #: Name of the DEX class-probability output.
 DEX_CLASSES_OUTPUT = "age_classes"
 
+# Layer-name suffix of DEX's (N, K) softmax classifier.
+_DEX_CLASSIFIER_SUFFIX = "classes"
+
 
 class RegressionHead(base.Head):
     """Plain age regression: one linear unit, trained with MAE or MSE.
@@ -151,9 +154,13 @@ class DEXHead(base.Head):
     def output_names(self) -> tuple:
         return (base.AGE_OUTPUT, DEX_CLASSES_OUTPUT)
 
+    @property
+    def classifier_layer_names(self) -> tuple:
+        return (self._layer_name(_DEX_CLASSIFIER_SUFFIX),)
+
     def build_outputs(self, features):
         self._check_features(features)
-        classes, age = base.expected_age_branch(self, features, self.min_age, self.max_age, "classes")
+        classes, age = base.expected_age_branch(self, features, self.min_age, self.max_age, _DEX_CLASSIFIER_SUFFIX)
         return {base.AGE_OUTPUT: age, DEX_CLASSES_OUTPUT: classes}
 
     def losses(self) -> Dict[str, keras.losses.Loss]:

@@ -6,6 +6,7 @@ The distribution loss of DLDL-v2 is Keras' own ``keras.losses.
 KLDivergence``.
 """
 
+from ssrnet_tf.losses.anchored_mean_absolute_error import AnchoredMeanAbsoluteError
 from ssrnet_tf.losses.masked import MaskedSparseCategoricalCrossentropy
 
-__all__ = ["MaskedSparseCategoricalCrossentropy"]
+__all__ = ["AnchoredMeanAbsoluteError", "MaskedSparseCategoricalCrossentropy"]

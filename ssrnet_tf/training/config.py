@@ -166,23 +166,48 @@ class RunConfig:
 
 @dataclasses.dataclass
 class StageTwoConfig:
-    """Second stage of long-tailed training (class-balanced re-training).
+    """Second stage of long-tailed (LAE) training: class-balanced re-training.
 
-    Stage 2 freezes everything but the age classifier and trains it on
-    class-balanced batches with ``L_ld + (L_er - mae)^2``, where ``mae`` is
-    stage 1's validation MAE.
+    After stage 1 (the whole network, e.g. the LDL recipe with a one-cycle
+    schedule), stage 2 starts from stage 1's final model, freezes everything
+    but the age head's classifier (its ``classifier_layer_names``) and
+    trains it on class-balanced batches with ``L_ld + (L_er - mae)^2``, where
+    ``mae`` is stage 1's validation MAE (Bao et al., "LAE: Long-tailed Age
+    Estimation", 2021). Stage 2 keeps stage 1's augmentations and batch
+    size, uses a constant learning rate, and needs a validation split and a
+    backbone model whose age head has a classifier (``label_distribution``
+    or ``dex``).
 
     Attributes:
         enabled: Run stage 2 after stage 1.
         epochs: Its epochs.
         learning_rate: Its (constant) learning rate.
-        class_bin_width: Years per class of the balanced sampler.
+        optimizer: ``"adam"``, ``"adamw"`` or ``"sgd"`` (weight decay and
+            momentum from the ``optimizer`` section).
+        class_bin_width: Years per age class of the balanced sampler (each
+            class is drawn equally often).
+        steps_per_epoch: Batches per epoch (balanced batches are drawn
+            endlessly); ``None``: as many as one pass over the training
+            faces. ``run.steps_per_epoch`` caps it too.
     """
 
     enabled: bool = False
     epochs: int = 5
     learning_rate: float = 1e-4
+    optimizer: str = "adam"
     class_bin_width: float = 1.0
+    steps_per_epoch: Optional[int] = None
+
+    def __post_init__(self):
+        if self.optimizer not in ("adam", "adamw", "sgd"):
+            raise ValueError(f"stage_two.optimizer must be adam, adamw or sgd, got {self.optimizer!r}.")
+        if self.epochs < 1 or not self.learning_rate > 0 or not self.class_bin_width > 0:
+            raise ValueError(
+                "stage_two.epochs must be >= 1 and stage_two.learning_rate and stage_two.class_bin_width > 0, "
+                f"got {self.epochs}, {self.learning_rate}, {self.class_bin_width}."
+            )
+        if self.steps_per_epoch is not None and self.steps_per_epoch < 1:
+            raise ValueError(f"stage_two.steps_per_epoch must be >= 1 or null, got {self.steps_per_epoch}.")
 
 
 @dataclasses.dataclass
@@ -196,6 +221,13 @@ class ExperimentConfig:
     schedule: ScheduleConfig = dataclasses.field(default_factory=ScheduleConfig)
     run: RunConfig = dataclasses.field(default_factory=RunConfig)
     stage_two: StageTwoConfig = dataclasses.field(default_factory=StageTwoConfig)
+
+    def __post_init__(self):
+        if self.stage_two.enabled:
+            if self.model.architecture != "backbone":
+                raise ValueError("stage_two needs model.architecture 'backbone' (an age head with a classifier).")
+            if not self.data.val_fraction > 0:
+                raise ValueError("stage_two needs a validation split (data.val_fraction > 0) for stage 1's MAE.")
 
     def to_dict(self) -> Dict[str, Any]:
         """Plain Python values (for YAML)."""
@@ -235,7 +267,10 @@ def from_dict(values: Dict[str, Any], source: str = "config") -> ExperimentConfi
             sections[key] = cls(**section)
         except (TypeError, ValueError) as error:
             raise ValueError(f"{source}: {error}") from None
-    return ExperimentConfig(name=values.get("name", "experiment"), **sections)
+    try:
+        return ExperimentConfig(name=values.get("name", "experiment"), **sections)
+    except ValueError as error:
+        raise ValueError(f"{source}: {error}") from None
 
 
 def apply_overrides(values: Dict[str, Any], overrides: Sequence[str]) -> Dict[str, Any]:

@@ -11,7 +11,18 @@ A run folder holds everything (``run.output_dir``)::
     last.keras           the model after the last completed epoch
     best.keras           the model with the best validation loss
     model.keras          the final model (with its ModelSpec inside)
-    summary.json         epochs, wall time and held-out test MAE
+    evaluation/          the final model's report on the test split
+    summary.json         epochs, wall time, validation and held-out test MAE
+
+A two-stage (long-tailed, ``stage_two.enabled``) run keeps stage 1's model
+as ``stage1_model.keras`` and its report in ``stage1_evaluation/``, and
+trains stage 2 (:mod:`ssrnet_tf.training.stage_two`) in ``stage2/``, which
+has its own ``input_report_train.json``, ``backup/``, ``log.csv``,
+``tensorboard/``, ``last.keras`` and ``best.keras``; ``model.keras``,
+``evaluation/`` and the top-level figures of ``summary.json`` are stage
+2's, and ``summary.json`` holds both stages under ``stage1`` and
+``stage2``. ``--resume`` continues whichever stage was interrupted: stage 1
+counts as done once ``summary.json`` records it.
 """
 
 from __future__ import annotations
@@ -28,7 +39,7 @@ import numpy as np
 
 from ssrnet_tf.training import callbacks as run_callbacks
 from ssrnet_tf.training import config as config_lib
-from ssrnet_tf.training import schedules, strategy as strategy_lib
+from ssrnet_tf.training import schedules, stage_two, strategy as strategy_lib
 from ssrnet_tf.utils.atomic import atomic_write_bytes
 
 logger = logging.getLogger(__name__)
@@ -57,10 +68,9 @@ def _split_tables(config: config_lib.ExperimentConfig, run_dir: pathlib.Path):
     return parts["train"], parts.get("val"), parts["test"]
 
 
-def _optimizer(config: config_lib.ExperimentConfig, learning_rate):
+def _optimizer(options: config_lib.OptimizerConfig, learning_rate):
     import keras  # pylint: disable=import-outside-toplevel
 
-    options = config.optimizer
     if options.name == "adam":
         return keras.optimizers.Adam(learning_rate)
     if options.name == "adamw":
@@ -149,13 +159,102 @@ def predict_ages(model, dataset) -> np.ndarray:
     return np.asarray(outputs).reshape(-1)
 
 
+def _dataset_ages(dataset) -> np.ndarray:
+    """The true ages ``(N,)`` of a dataset's targets, in order."""
+    return np.concatenate([np.asarray(t["age"] if isinstance(t, dict) else t).reshape(-1) for _, t in dataset])
+
+
+@dataclasses.dataclass
+class _Inputs:
+    """A run's pipelines: how training batches are made, validation and test sets."""
+
+    train_config: object
+    val: object
+    test: object
+
+
+def _make_inputs(config: config_lib.ExperimentConfig, target_encoder, tables, run_dir: pathlib.Path,
+                 replicas: int) -> _Inputs:
+    """The training pipeline config and the validation and test pipelines."""
+    from ssrnet_tf.data import augment as augment_lib, pipeline  # pylint: disable=import-outside-toplevel
+
+    _, val_table, test_table = tables
+    augment = augment_lib.AugmentConfig.from_names(config.data.augment, **config.data.augment_params) if config.data.augment else None
+    train_config = pipeline.PipelineConfig(input_size=config.model.input_size, batch_size=config.data.batch_size * replicas,
+                                           cache=config.data.cache, augment=augment, seed=config.run.seed)
+
+    def evaluation(table, name):
+        dataset, _ = pipeline.make_dataset(table, train_config.evaluation(), target_encoder=target_encoder,
+                                           run_dir=run_dir, name=name)
+        return _finish(dataset, target_encoder)
+
+    val_data = evaluation(val_table, "val") if val_table is not None and len(val_table) else None
+    return _Inputs(train_config, val_data, evaluation(test_table, "test"))
+
+
+def _finish(dataset, target_encoder):
+    """Age targets as a ``(batch, 1)`` column for models without heads (SSR-Net)."""
+    return _as_column(dataset) if target_encoder is None else dataset
+
+
+def _fit(built: BuiltModel, run_dir: pathlib.Path, train_data, train_report, val_data, epochs: int,
+         steps_per_epoch: Optional[int], plateau: Optional[config_lib.ScheduleConfig], verbose: int) -> int:
+    """Fits a compiled model with the run-folder callbacks; returns the epochs done before."""
+    import keras  # pylint: disable=import-outside-toplevel
+
+    from ssrnet_tf.data import pipeline  # pylint: disable=import-outside-toplevel
+
+    monitor = "val_loss" if val_data is not None else "loss"
+    backup_dir = run_dir / "backup"
+    callback_list = [
+        run_callbacks.AtomicBackupAndRestore(backup_dir),
+        run_callbacks.RunLogger(run_dir, built.spec, monitor=monitor, backup_dir=backup_dir),
+        keras.callbacks.TensorBoard(str(run_dir / "tensorboard")),
+        pipeline.InputReportCallback(train_report),
+    ]
+    if plateau is not None:
+        callback_list.append(keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=plateau.factor, patience=plateau.patience))
+    done_before = run_callbacks.completed_epochs(backup_dir)
+    built.model.fit(train_data, validation_data=val_data, epochs=epochs, steps_per_epoch=steps_per_epoch,
+                    callbacks=callback_list, verbose=verbose)
+    return done_before
+
+
+def _evaluate(model, inputs: _Inputs, model_path: pathlib.Path, report_dir: pathlib.Path,
+              config: config_lib.ExperimentConfig) -> Dict:
+    """Validation MAE, and the test report written to ``report_dir``."""
+    from ssrnet_tf.evaluation import evaluate_predictions  # pylint: disable=import-outside-toplevel
+
+    results = {}
+    if inputs.val is not None:
+        results["val_mae"] = round(float(np.mean(np.abs(predict_ages(model, inputs.val) - _dataset_ages(inputs.val)))), 4)
+    predictions = predict_ages(model, inputs.test)
+    report = evaluate_predictions(_dataset_ages(inputs.test), predictions, report_dir,
+                                  {"model": str(model_path), "data": f"test split of {config.data.path}"})
+    results.update(test_mae=round(float(report["mae"]), 4), test_faces=int(len(predictions)))
+    return results
+
+
+def _write_summary(run_dir: pathlib.Path, summary: Dict) -> None:
+    atomic_write_bytes(run_dir / "summary.json", json.dumps(summary, indent=2).encode())
+
+
+def _read_summary(run_dir: pathlib.Path) -> Dict:
+    path = run_dir / "summary.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
 def train(config: config_lib.ExperimentConfig, resume: bool = False, verbose: int = 1) -> Dict:
     """Trains ``config`` into ``config.run.output_dir`` and evaluates it.
+
+    With ``stage_two.enabled`` the run has two stages (see the module
+    docstring and :mod:`ssrnet_tf.training.stage_two`).
 
     Args:
         config: The experiment.
         resume: Continue an interrupted run in the same folder from its last
-            completed epoch (weights, optimizer state and schedule).
+            completed epoch (weights, optimizer state and schedule); a
+            two-stage run interrupted in stage 2 continues stage 2.
         verbose: Keras progress-bar verbosity.
 
     Returns:
@@ -167,7 +266,7 @@ def train(config: config_lib.ExperimentConfig, resume: bool = False, verbose: in
     """
     import keras  # pylint: disable=import-outside-toplevel
 
-    from ssrnet_tf.data import augment as augment_lib, pipeline  # pylint: disable=import-outside-toplevel
+    from ssrnet_tf.data import pipeline  # pylint: disable=import-outside-toplevel
     from ssrnet_tf.model_spec import save_keras  # pylint: disable=import-outside-toplevel
 
     run_dir = _prepare_run_dir(config, resume)
@@ -176,68 +275,111 @@ def train(config: config_lib.ExperimentConfig, resume: bool = False, verbose: in
 
         config = config_lib.from_dict(yaml.safe_load((run_dir / "config.yaml").read_text()), source="config.yaml")
     started = time.time()
+    two_stage = config.stage_two.enabled
+    previous = _read_summary(run_dir) if resume and two_stage else {}
+    if "stage2" in previous:
+        print(f"{config.name}: both stages are done; nothing to resume in {run_dir}")
+        return previous
     keras.utils.set_random_seed(config.run.seed)
     policy = strategy_lib.configure_mixed_precision(config.run.mixed_precision)
     strategy = strategy_lib.choose_strategy(config.run.strategy)
-    train_table, val_table, test_table = _split_tables(config, run_dir)
+    tables = _split_tables(config, run_dir)
+    train_table, val_table, _ = tables
+    replicas = strategy.num_replicas_in_sync
+    summary = {"name": config.name, "epochs": config.run.epochs}
 
-    with strategy.scope():
-        built = build_model(config)
-    augment = augment_lib.AugmentConfig.from_names(config.data.augment, **config.data.augment_params) if config.data.augment else None
-    batch = config.data.batch_size * strategy.num_replicas_in_sync
-    train_config = pipeline.PipelineConfig(input_size=config.model.input_size, batch_size=batch, cache=config.data.cache,
-                                           augment=augment, seed=config.run.seed)
-    make = lambda table, cfg, name: pipeline.make_dataset(table, cfg, target_encoder=built.target_encoder, run_dir=run_dir, name=name)  # noqa: E731
-    train_data, train_report = make(train_table, train_config, "train")
-    val_data = None
-    if val_table is not None and len(val_table):
-        val_data, _ = make(val_table, train_config.evaluation(), "val")
-    test_data, _ = make(test_table, train_config.evaluation(), "test")
-    if built.target_encoder is None:
-        train_data, test_data = _as_column(train_data), _as_column(test_data)
-        val_data = _as_column(val_data) if val_data is not None else None
-    steps = train_report.steps_per_epoch
-    fit_steps = None  # a full pass per epoch; Keras re-iterates the dataset
-    if config.run.steps_per_epoch:
-        steps = fit_steps = min(steps, config.run.steps_per_epoch)
-        train_data = train_data.repeat()
+    if "stage1" in previous:
+        summary, stage_one, inputs = previous, previous["stage1"], None
+        print(f"{config.name}: stage 1 is done (validation MAE {stage_one['val_mae']:.3f}); resuming stage 2")
+    else:
+        with strategy.scope():
+            built = build_model(config)
+        inputs = _make_inputs(config, built.target_encoder, tables, run_dir, replicas)
+        train_data, train_report = pipeline.make_dataset(train_table, inputs.train_config, target_encoder=built.target_encoder,
+                                                         run_dir=run_dir, name="train")
+        train_data = _finish(train_data, built.target_encoder)
+        steps = train_report.steps_per_epoch
+        fit_steps = None  # a full pass per epoch; Keras re-iterates the dataset
+        if config.run.steps_per_epoch:
+            steps = fit_steps = min(steps, config.run.steps_per_epoch)
+            train_data = train_data.repeat()
+        with strategy.scope():
+            learning_rate = schedules.build_learning_rate(config.schedule, config.optimizer.learning_rate, steps, config.run.epochs)
+            built.model.compile(optimizer=_optimizer(config.optimizer, learning_rate), loss=built.losses,
+                                loss_weights=built.loss_weights, metrics=built.metrics)
+        plateau = config.schedule if config.schedule.kind == "plateau" else None
+        done_before = _fit(built, run_dir, train_data, train_report, inputs.val, config.run.epochs, fit_steps, plateau, verbose)
+        model_path = run_dir / ("stage1_model.keras" if two_stage else "model.keras")
+        save_keras(built.model, model_path, built.spec)
+        results = _evaluate(built.model, inputs, model_path, run_dir / ("stage1_evaluation" if two_stage else "evaluation"), config)
+        summary.update({
+            "resumed_from_epoch": done_before, "wall_seconds_this_process": round(time.time() - started, 1),
+            "dtype_policy": policy, "replicas": replicas, "train_faces": len(train_table),
+            "val_faces": 0 if val_table is None else len(val_table), "test_faces": results["test_faces"],
+            "val_mae": results.get("val_mae"), "test_mae": results["test_mae"], "model": str(model_path),
+        })
+        if two_stage:
+            stage_one = {"epochs": config.run.epochs, "resumed_from_epoch": done_before, **results, "model": str(model_path)}
+            summary["stage1"] = stage_one
+        _write_summary(run_dir, summary)
+        shutil.rmtree(run_dir / "backup", ignore_errors=True)
+        stage = "stage 1: " if two_stage else ""
+        print(f"{config.name}: {stage}test MAE {results['test_mae']:.3f} years on {results['test_faces']} held-out faces; "
+              f"run folder {run_dir}")
+        if not two_stage:
+            return summary
 
-    with strategy.scope():
-        learning_rate = schedules.build_learning_rate(config.schedule, config.optimizer.learning_rate, steps, config.run.epochs)
-        built.model.compile(optimizer=_optimizer(config, learning_rate), loss=built.losses,
-                            loss_weights=built.loss_weights, metrics=built.metrics)
-    backup_dir = run_dir / "backup"
-    callback_list = [
-        run_callbacks.AtomicBackupAndRestore(backup_dir),
-        run_callbacks.RunLogger(run_dir, built.spec, monitor="val_loss" if val_data is not None else "loss", backup_dir=backup_dir),
-        keras.callbacks.TensorBoard(str(run_dir / "tensorboard")),
-        pipeline.InputReportCallback(train_report),
-    ]
-    if config.schedule.kind == "plateau":
-        callback_list.append(keras.callbacks.ReduceLROnPlateau(
-            monitor="val_loss" if val_data is not None else "loss", factor=config.schedule.factor, patience=config.schedule.patience))
-    done_before = run_callbacks.completed_epochs(backup_dir)
-    built.model.fit(train_data, validation_data=val_data, epochs=config.run.epochs, steps_per_epoch=fit_steps,
-                    callbacks=callback_list, verbose=verbose)
-    save_keras(built.model, run_dir / "model.keras", built.spec)
-
-    from ssrnet_tf.evaluation import evaluate_predictions  # pylint: disable=import-outside-toplevel
-
-    ages = np.concatenate([np.asarray(t["age"] if isinstance(t, dict) else t).reshape(-1) for _, t in test_data]) \
-        if built.target_encoder is None else np.asarray(test_table.age, dtype=np.float32)
-    predictions = predict_ages(built.model, test_data)
-    report = evaluate_predictions(ages[: len(predictions)], predictions, run_dir / "evaluation",
-                                  {"model": str(run_dir / "model.keras"), "data": f"test split of {config.data.path}"})
-    test_mae = float(report["mae"])
-    summary = {
-        "name": config.name, "epochs": config.run.epochs, "resumed_from_epoch": done_before,
-        "wall_seconds_this_process": round(time.time() - started, 1), "dtype_policy": policy,
-        "replicas": strategy.num_replicas_in_sync, "train_faces": len(train_table),
-        "val_faces": 0 if val_table is None else len(val_table), "test_faces": int(len(predictions)),
-        "test_mae": round(test_mae, 4), "model": str(run_dir / "model.keras"),
-    }
-    atomic_write_bytes(run_dir / "summary.json", json.dumps(summary, indent=2).encode())
-    if (backup_dir).exists():
-        shutil.rmtree(backup_dir, ignore_errors=True)
-    print(f"{config.name}: test MAE {test_mae:.3f} years on {len(predictions)} held-out faces; run folder {run_dir}")
+    stage_two_results = _train_stage_two(config, strategy, tables, run_dir, stage_one, inputs, verbose)
+    summary.update({
+        "wall_seconds_this_process": round(time.time() - started, 1), "dtype_policy": policy, "replicas": replicas,
+        "train_faces": len(train_table), "val_faces": 0 if val_table is None else len(val_table),
+        "test_faces": stage_two_results["test_faces"], "val_mae": stage_two_results["val_mae"],
+        "test_mae": stage_two_results["test_mae"], "model": stage_two_results["model"],
+        "stage1": stage_one, "stage2": stage_two_results,
+    })
+    _write_summary(run_dir, summary)
+    shutil.rmtree(run_dir / "stage2" / "backup", ignore_errors=True)
+    print(f"{config.name}: stage 2: test MAE {summary['test_mae']:.3f} years (stage 1: {stage_one['test_mae']:.3f}) "
+          f"on {summary['test_faces']} held-out faces; run folder {run_dir}")
     return summary
+
+
+def _train_stage_two(config: config_lib.ExperimentConfig, strategy, tables, run_dir: pathlib.Path, stage_one: Dict,
+                     inputs: Optional[_Inputs], verbose: int) -> Dict:
+    """Stage 2 in ``run_dir/stage2``: stage 1's model, classifier only, balanced batches.
+
+    Returns:
+        Stage 2's figures for ``summary.json``.
+    """
+    from ssrnet_tf.data import pipeline  # pylint: disable=import-outside-toplevel
+    from ssrnet_tf.model_spec import save_keras  # pylint: disable=import-outside-toplevel
+
+    options = config.stage_two
+    stage_dir = run_dir / "stage2"
+    stage_dir.mkdir(exist_ok=True)
+    if stage_one.get("val_mae") is None:
+        raise ValueError(f"{run_dir}: stage 2 needs stage 1's validation MAE, but the validation split is empty.")
+    anchor = float(stage_one["val_mae"])
+    # Stage 1's weights replace the backbone's, so none are loaded here.
+    unweighted = dataclasses.replace(config, model=dataclasses.replace(config.model, weights=None))
+    with strategy.scope():
+        built = build_model(unweighted)
+        built.model.load_weights(run_dir / "stage1_model.keras")
+        trainable = stage_two.freeze_all_but_classifier(built.model, built.heads)
+        losses, loss_weights = stage_two.stage_two_losses(built.losses, built.loss_weights, anchor)
+        optimizer = _optimizer(dataclasses.replace(config.optimizer, name=options.optimizer), options.learning_rate)
+        built.model.compile(optimizer=optimizer, loss=losses, loss_weights=loss_weights, metrics=built.metrics)
+    if inputs is None:
+        inputs = _make_inputs(config, built.target_encoder, tables, run_dir, strategy.num_replicas_in_sync)
+    balanced = dataclasses.replace(inputs.train_config, sampling="balanced", class_bin_width=options.class_bin_width)
+    train_data, train_report = pipeline.make_dataset(tables[0], balanced, target_encoder=built.target_encoder,
+                                                     run_dir=stage_dir, name="train")
+    steps = options.steps_per_epoch or train_report.steps_per_epoch
+    if config.run.steps_per_epoch:
+        steps = min(steps, config.run.steps_per_epoch)
+    done_before = _fit(built, stage_dir, train_data, train_report, inputs.val, options.epochs, steps, None, verbose)
+    model_path = run_dir / "model.keras"
+    save_keras(built.model, model_path, built.spec)
+    results = _evaluate(built.model, inputs, model_path, run_dir / "evaluation", config)
+    return {"epochs": options.epochs, "resumed_from_epoch": done_before, "anchor_mae": anchor,
+            "trainable_layers": trainable, **results, "model": str(model_path)}
