@@ -10,7 +10,7 @@ def run(args: argparse.Namespace) -> int:
     from ssrnet_tf.evaluation import evaluate_predictions, predict_folder  # pylint: disable=import-outside-toplevel
 
     y_true, y_pred, info = predict_folder(args.model, args.data, limit=args.limit, seed=args.seed,
-                                          weights_dir=args.weights_dir)
+                                          weights_dir=args.weights_dir, split=args.split, part=args.part)
     report = evaluate_predictions(y_true, y_pred, args.output_dir, info)
     print(f"{args.model}: MAE {report['mae']:.3f} | CA(3) {report['ca_3']:.3f} | CA(5) {report['ca_5']:.3f} | "
           f"AAR {report['aar']:.3f} on {report['count']} faces; report in {args.output_dir}")
@@ -25,5 +25,7 @@ def add_parser(commands) -> None:
     parser.add_argument("--output-dir", default="runs/evaluation", help="[runs/evaluation]")
     parser.add_argument("--limit", type=int, help="evaluate a seeded sample of at most this many faces")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--split", help="a run's split.json: evaluate only the faces of one part (held-out test faces)")
+    parser.add_argument("--part", default="test", help="part of --split to evaluate [test]")
     parser.add_argument("--weights-dir", help="local folder of published .h5 files")
     parser.set_defaults(handler=run)

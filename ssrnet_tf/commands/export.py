@@ -12,8 +12,10 @@ def run(args: argparse.Namespace) -> int:
 
     from ssrnet_tf.commands.model_source import load_model_and_spec  # pylint: disable=import-outside-toplevel
     from ssrnet_tf.export import TFLiteModel, calibration, convert_to_tflite  # pylint: disable=import-outside-toplevel
+    from ssrnet_tf.models.float32_copy import float32_copy  # pylint: disable=import-outside-toplevel
 
     model, spec = load_model_and_spec(args.model, args.weights_dir)
+    model = float32_copy(model)  # a model trained with mixed precision (GPU) converts in float32
     size = model.input_shape[1]
     representative = None
     if args.quantize == "int8":

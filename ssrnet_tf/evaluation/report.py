@@ -34,7 +34,8 @@ CA_CURVE = tuple(range(16))
 
 
 def predict_folder(model_path: str, data: PathLike, *, limit: Optional[int] = None, seed: int = 0,
-                   weights_dir: Optional[PathLike] = None, batch_size: int = 64):
+                   weights_dir: Optional[PathLike] = None, batch_size: int = 64,
+                   split: Optional[PathLike] = None, part: str = "test"):
     """Predicts the ages of a labelled face folder with any model format.
 
     Args:
@@ -46,16 +47,30 @@ def predict_folder(model_path: str, data: PathLike, *, limit: Optional[int] = No
         seed: Seed of that sample.
         weights_dir: Folder of published ``.h5`` files.
         batch_size: Inference batch size.
+        split: A ``split.json`` (e.g. a training run's): evaluate only the
+            faces of its ``part``, such as the run's held-out test faces.
+        part: The split part [``"test"``].
 
     Returns:
         ``(true_ages, predicted_ages, info)`` with float arrays ``(N,)`` and
         a dict (model, data, input report counts).
+
+    Raises:
+        ValueError: If ``split`` has no ``part`` or names faces that are not
+            in ``data`` (paths must be written as in the training config).
     """
     from ssrnet_tf.data import pipeline, sources  # pylint: disable=import-outside-toplevel
     from ssrnet_tf.data.csv_table import read_csv_table  # pylint: disable=import-outside-toplevel
 
     data = pathlib.Path(data)
     table = read_csv_table(data) if data.suffix.lower() == ".csv" else sources.read_dataset("utkface", data)
+    if split is not None:
+        from ssrnet_tf.data import splits  # pylint: disable=import-outside-toplevel
+
+        saved = splits.Split.load(split)
+        if part not in saved.parts:
+            raise ValueError(f"{split}: no part {part!r}; it has {sorted(saved.parts)}.")
+        table = table.take(saved.indices(table)[part])
     if limit is not None and limit < len(table):
         table = table.take(np.sort(np.random.default_rng(seed).permutation(len(table))[:limit]))
     if str(model_path).endswith(".tflite"):
@@ -81,6 +96,8 @@ def predict_folder(model_path: str, data: PathLike, *, limit: Optional[int] = No
         predictions.append(np.asarray(predict(images.numpy())).reshape(-1))
         truths.append(ages.numpy().reshape(-1))
     info = {"model": str(model_path), "data": str(data), "input": report.counts()}
+    if split is not None:
+        info["split"] = f"{part} part of {split}"
     return np.concatenate(truths), np.concatenate(predictions), info
 
 
