@@ -195,7 +195,8 @@ def test_int8_tflite_stays_close_to_keras(models, face_paths, utkface_dir, refer
     assert len(ages["int8"]) == len(ages["keras"]) == len(face_paths)
     difference = np.abs(ages["int8"] - ages["keras"])
     print(f"\nint8 vs keras through predict: mean |diff| {difference.mean():.2f}, max {difference.max():.2f} years")
-    assert difference.mean() < 2.5 and difference.max() < 6.0
+    # Issue #6: int8 within 0.5 years of the Keras model (mean over faces).
+    assert difference.mean() <= 0.5 and difference.max() < 3.0
 
 
 def test_a_model_without_spec_uses_the_documented_default(models, face_paths, capsys):

@@ -1,0 +1,118 @@
+"""Flatbuffer rewrites and int8 bias correction of the export."""
+
+import numpy as np
+
+import keras
+
+from ssrnet_tf.export import TFLiteModel, convert_to_tflite
+from ssrnet_tf.export import flatbuffer as flatbuffer_lib
+from ssrnet_tf.export.int8_friendly import correct_quantization_bias
+from ssrnet_tf.models import build_ssrnet
+
+
+def faces(n=8, seed=0):
+    """Bright, uncentred 0-255 images, like raw face crops."""
+    rng = np.random.default_rng(seed)
+    base = rng.uniform(90, 200, (n, 1, 1, 3))
+    return np.clip(base + rng.normal(0, 25, (n, 64, 64, 3)), 0, 255).astype("float32")
+
+
+def trained_like_ssrnet(seed=0):
+    """SSR-Net with random but non-degenerate weights and BN statistics."""
+    keras.utils.set_random_seed(seed)
+    model = build_ssrnet()
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            gamma, beta, mean, variance = layer.get_weights()
+            layer.set_weights([gamma, beta, rng.normal(0, 0.5, mean.shape), rng.uniform(50, 400, variance.shape)])
+    return model
+
+
+def tensors(flatbuffer):
+    model = flatbuffer_lib.read_model(flatbuffer)
+    return model, model.subgraphs[0]
+
+
+def test_compaction_is_lossless_and_smaller():
+    model = build_ssrnet()
+    raw = convert_to_tflite(model, strip_names=False)
+    compact = flatbuffer_lib.compact_flatbuffer(raw)
+    assert len(raw) - len(compact) > 8000  # names, empty buffers, repeated vectors
+    batch = faces(4)
+    np.testing.assert_array_equal(TFLiteModel(compact).predict(batch), TFLiteModel(raw).predict(batch))
+    parsed, graph = tensors(compact)
+    io = {int(i) for i in graph.inputs} | {int(i) for i in graph.outputs}
+    assert all(t.name is None for i, t in enumerate(graph.tensors) if i not in io)
+    assert all(graph.tensors[i].name for i in io)
+    # Every data-less tensor shares buffer 0, and no buffer is left unused.
+    used = {int(t.buffer) for t in graph.tensors} | {int(m.buffer) for m in parsed.metadata or []} | {0}
+    assert used == set(range(len(parsed.buffers)))
+
+
+def test_int8_head_weights_are_int8_and_close():
+    model = trained_like_ssrnet()
+    calibration = faces(32, seed=1)
+    kwargs = dict(quantize="int8", representative_images=calibration)
+    with_float_head = convert_to_tflite(model, int8_head_weights=False, **kwargs)
+    converted, count = flatbuffer_lib.int8_fully_connected_weights(with_float_head)
+    assert count == 18  # six dense layers per stage, three stages
+    assert len(converted) < len(with_float_head) - 6000
+    _, graph = tensors(converted)
+    assert not any(t.type == 0 and t.shape is not None and len(t.shape) == 2 and t.shape[0] > 1 and t.buffer
+                   for t in graph.tensors)
+    batch = faces(8, seed=2)
+    float_head = TFLiteModel(with_float_head).predict(batch)
+    int8_head = TFLiteModel(converted)
+    assert int8_head.delegation().fully_delegated, int8_head.delegation().summary()
+    np.testing.assert_allclose(int8_head.predict(batch), float_head, rtol=0.05, atol=0.5)
+
+
+def test_tanh_inputs_are_narrowed():
+    model = trained_like_ssrnet()
+    flatbuffer = convert_to_tflite(model, quantize="int8", representative_images=faces(32, seed=1))
+    narrowed, _ = flatbuffer_lib.narrow_tanh_input_ranges(flatbuffer, bound=2.0)
+    parsed, graph = tensors(narrowed)
+    tanh = flatbuffer_lib._builtin_indices(parsed, "TANH")  # pylint: disable=protected-access
+    checked = 0
+    for operator in graph.operators:
+        params = graph.tensors[operator.inputs[0]].quantization
+        if operator.opcodeIndex in tanh and params is not None and params.scale is not None:
+            scale, zero_point = float(params.scale[0]), int(params.zeroPoint[0])
+            assert (127 - zero_point) * scale <= 2.0 + scale and (-128 - zero_point) * scale >= -2.0 - scale
+            checked += 1
+    assert checked == 4  # the four tanh activations of the second stream
+    assert TFLiteModel(narrowed).delegation().fully_delegated
+
+
+def test_bias_correction_cancels_the_mean_shift_of_rounded_kernels():
+    # A conv on raw pixels whose filters nearly cancel: rounding the kernel
+    # shifts the output by an amount proportional to the image brightness.
+    inputs = keras.Input((16, 16, 3))
+    conv = keras.layers.Conv2D(8, 3, name="conv")
+    outputs = keras.layers.BatchNormalization(name="bn")(conv(inputs))
+    model = keras.Model(inputs, outputs)
+    rng = np.random.default_rng(0)
+    kernel = rng.normal(0, 1, (3, 3, 3, 8)).astype("float32")
+    kernel -= kernel.mean(axis=(0, 1, 2), keepdims=True)
+    conv.set_weights([kernel * 0.01, np.zeros(8, "float32")])
+    model.get_layer("bn").set_weights([rng.uniform(0.5, 2, 8), np.zeros(8), np.zeros(8), rng.uniform(0.5, 2, 8)])
+    images = faces(16)[:, :16, :16]
+    corrected = correct_quantization_bias(model, images)
+    np.testing.assert_array_equal(corrected.get_layer("conv").kernel, model.get_layer("conv").kernel)
+
+    def with_rounded_kernel(source):
+        copy = keras.models.clone_model(source)
+        copy.set_weights(source.get_weights())
+        gamma, _, _, variance = copy.get_layer("bn").get_weights()
+        fold = gamma / np.sqrt(variance + 1e-3)
+        folded = np.asarray(copy.get_layer("conv").kernel) * fold
+        scale = np.abs(folded.reshape(-1, 8)).max(axis=0) / 127
+        copy.get_layer("conv").kernel.assign(np.round(folded / scale) * scale / fold)
+        return copy.predict(images, verbose=0)
+
+    reference = model.predict(images, verbose=0)
+    shift_before = np.abs((with_rounded_kernel(model) - reference).mean(axis=(0, 1, 2)))
+    shift_after = np.abs((with_rounded_kernel(corrected) - reference).mean(axis=(0, 1, 2)))
+    assert shift_before.max() > 1e-3
+    assert np.all(shift_after <= 0.1 * shift_before + 1e-6), (shift_before, shift_after)
