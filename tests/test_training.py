@@ -45,6 +45,9 @@ def test_overrides_and_their_errors():
         config_lib.load_config("ssrnet", ["schedule.kind=cosine"])
     with pytest.raises(FileNotFoundError, match="nope"):
         config_lib.load_config("nope")
+    # YAML reads a bare on/off as a boolean.
+    assert config_lib.load_config("ssrnet", ["run.mixed_precision=on"]).run.mixed_precision == "on"
+    assert config_lib.load_config("ssrnet", ["run.mixed_precision=off"]).run.mixed_precision == "off"
 
 
 def test_step_and_one_cycle_schedules():

@@ -163,6 +163,11 @@ class RunConfig:
     mixed_precision: str = "auto"
     steps_per_epoch: Optional[int] = None
 
+    def __post_init__(self):
+        # YAML reads a bare on/off (``run.mixed_precision=on``) as a boolean.
+        if isinstance(self.mixed_precision, bool):
+            self.mixed_precision = "on" if self.mixed_precision else "off"
+
 
 @dataclasses.dataclass
 class StageTwoConfig:
