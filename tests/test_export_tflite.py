@@ -73,7 +73,9 @@ def test_published_ssrnet_exports_in_every_mode(reference_dir, utkface_dir, tmp_
     sizes = {}
     for quantize in QUANTIZE_MODES:
         path = tmp_path / f"{quantize}.tflite"
-        sizes[quantize] = len(convert_to_tflite(model, path, quantize=quantize, representative_images=calibration))
+        sizes[quantize] = len(convert_to_tflite(
+            model, path, quantize=quantize, representative_images=calibration, spec=model_spec.ModelSpec.for_model(model)
+        ))
         runner = TFLiteModel(path, num_threads=1)
         report = runner.delegation()
         assert report.fully_delegated, (quantize, report.summary())

@@ -201,7 +201,7 @@ def convert_to_tflite(
 
 
 def finish_flatbuffer(flatbuffer: bytes, *, strip_names: bool = True, spec=None, output_path=None) -> bytes:
-    """The last steps of every export: strip names, embed the spec, write.
+    """The last steps of every export: embed the spec, compact, write.
 
     Args:
         flatbuffer: A converted ``.tflite`` model.
@@ -213,14 +213,15 @@ def finish_flatbuffer(flatbuffer: bytes, *, strip_names: bool = True, spec=None,
     Returns:
         The final flatbuffer bytes.
     """
-    if strip_names:
-        from ssrnet_tf.export.flatbuffer import compact_flatbuffer  # pylint: disable=import-outside-toplevel
-
-        flatbuffer = compact_flatbuffer(flatbuffer)
     if spec is not None:
         from ssrnet_tf.model_spec import embed_tflite_spec  # pylint: disable=import-outside-toplevel
 
         flatbuffer = embed_tflite_spec(flatbuffer, spec)
+    if strip_names:
+        # Last: any later re-serialisation would write the shared vectors again.
+        from ssrnet_tf.export.flatbuffer import compact_flatbuffer  # pylint: disable=import-outside-toplevel
+
+        flatbuffer = compact_flatbuffer(flatbuffer)
     if output_path is not None:
         atomic_write_bytes(output_path, flatbuffer)
     return flatbuffer
