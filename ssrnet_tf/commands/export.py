@@ -33,8 +33,9 @@ def run(args: argparse.Namespace) -> int:
     if not args.check:
         return 0
     faces, ages = calibration.labelled_faces(args.check, size, limit=args.check_count, seed=1)
-    keras_mae = float(np.abs(model.predict(faces, verbose=0, batch_size=64)[:, 0] - ages).mean())
-    tflite_mae = float(np.abs(runner.predict(faces)[:, 0] - ages).mean())
+    outputs = model.predict(faces, verbose=0, batch_size=64)  # a dict for backbone + head models
+    keras_mae = float(np.abs(np.asarray(outputs["age"] if isinstance(outputs, dict) else outputs)[:, 0] - ages).mean())
+    tflite_mae = float(np.abs(runner.predict_outputs(faces)["age"][:, 0] - ages).mean())
     drop = tflite_mae - keras_mae
     print(f"check on {len(ages)} faces from {args.check}: MAE Keras {keras_mae:.3f} | "
           f"{args.quantize} .tflite {tflite_mae:.3f} | drop {drop:+.3f} years")

@@ -455,26 +455,38 @@ def _check_config(keras3_model, config: ssrnet_config.SSRNetConfig) -> None:
         )
 
 
-def transfer_weights(keras3_model, tf_keras_model) -> None:
-    """Copies weights from a Keras 3 SSR-Net into its tf_keras twin, by layer name.
+def _layers_with_weights(keras3_model):
+    """The layers of a Keras 3 model that hold weights, nested models flattened."""
+    for layer in keras3_model.layers:
+        if isinstance(layer, keras.Model):
+            yield from _layers_with_weights(layer)
+        elif layer.weights:
+            yield layer
 
-    Depthwise "average pools" of the twin keep their constant weights unless
-    the Keras 3 model has a same-named depthwise layer (a model rewritten by
+
+def transfer_weights(keras3_model, tf_keras_model) -> None:
+    """Copies weights from a Keras 3 model into its tf_keras twin, by layer name.
+
+    Nested Keras 3 models (a Keras Applications backbone) are searched too.
+    Frozen constant layers of the twin (``trainable=False``: the depthwise
+    "average pools", a backbone's pixel normalisation as a 1x1 convolution)
+    keep their constant weights unless the Keras 3 model has a same-named
+    layer with weights (e.g. a model rewritten by
     :func:`ssrnet_tf.export.int8_friendly.average_pools_as_depthwise`).
 
     Raises:
         ValueError: Naming a layer with weights that has no counterpart, or a
             weight of the wrong shape.
     """
-    sources = {layer.name: layer for layer in keras3_model.layers if layer.weights}
+    sources = {layer.name: layer for layer in _layers_with_weights(keras3_model)}
     copied = set()
     for layer in tf_keras_model.layers:
         if not layer.weights:
             continue
         source = sources.get(layer.name)
         if source is None:
-            if isinstance(layer, tf_keras.layers.DepthwiseConv2D):
-                continue  # an average pool: constant weights
+            if not layer.trainable:
+                continue  # a constant layer of the twin
             raise ValueError(f"layer '{layer.name}' of the tf_keras copy has no counterpart in '{keras3_model.name}'.")
         values = source.get_weights()
         expected = [tuple(w.shape) for w in layer.get_weights()]
@@ -516,10 +528,6 @@ def to_tf_keras_ssrnet(keras3_model, config: Optional[ssrnet_config.SSRNetConfig
 # === Quantization-aware model ===
 
 
-def _quantize_scope(tfmot):
-    return tfmot.quantization.keras.quantize_scope(CUSTOM_OBJECTS)
-
-
 def quantize_aware_model(
     tf_keras_model,
     representative_images: Optional[np.ndarray] = None,
@@ -552,19 +560,49 @@ def quantize_aware_model(
         ValueError: If the model has an ``AveragePooling2D`` (XNNPACK has no
             int8 average pool; build it with :func:`build_tf_keras_ssrnet`).
     """
-    tfmot = _tfmot()
     if any(isinstance(layer, tf_keras.layers.AveragePooling2D) for layer in tf_keras_model.layers):
         raise ValueError(
             "the model has AveragePooling2D layers, which XNNPACK cannot run in int8; "
             "build it with build_tf_keras_ssrnet / to_tf_keras_ssrnet (depthwise average pools)."
         )
 
+    qat_model = annotate_and_apply(
+        tf_keras_model, lambda layer: isinstance(layer, _QUANTIZED_TYPES), freeze_batch_norm=freeze_batch_norm
+    )
+    if representative_images is not None:
+        calibrate_quantization_ranges(qat_model, tf_keras_model, representative_images, batch_size=batch_size)
+    return qat_model
+
+
+def annotate_and_apply(tf_keras_model, quantized, *, freeze_batch_norm: bool = True, custom_objects=None):
+    """Annotates the chosen layers of a tf_keras model and applies tfmot's QAT.
+
+    A copy of the model is made in which every layer for which
+    ``quantized(layer)`` is true is wrapped in ``quantize_annotate_layer``
+    (BN layers frozen if asked), the weights are copied over, and
+    ``quantize_apply`` (tfmot's default 8-bit scheme) inserts the fake
+    quantization. Kernels of frozen layers stay frozen
+    (:func:`_freeze_quantized_kernels_of_frozen_layers`).
+
+    Args:
+        tf_keras_model: A flat functional ``tf_keras.Model`` (no nested models).
+        quantized: ``layer -> bool``: whether a layer is quantized.
+        freeze_batch_norm: Whether BN layers are frozen (inference mode,
+            fixed statistics and affine weights) during fine-tuning.
+        custom_objects: Custom tf_keras layers of the model beyond
+            :data:`CUSTOM_OBJECTS`.
+
+    Returns:
+        The QAT ``tf_keras.Model`` (uncompiled, ranges not calibrated).
+    """
+    tfmot = _tfmot()
+
     def annotate(layer):
         config = layer.get_config()
         if freeze_batch_norm and isinstance(layer, tf_keras.layers.BatchNormalization):
             config["trainable"] = False
         clone = layer.__class__.from_config(config)
-        if isinstance(layer, _QUANTIZED_TYPES):
+        if quantized(layer):
             return tfmot.quantization.keras.quantize_annotate_layer(clone)
         return clone
 
@@ -574,11 +612,9 @@ def quantize_aware_model(
     for layer in tf_keras_model.layers:
         if layer.weights:
             targets[layer.name].set_weights(layer.get_weights())
-    with _quantize_scope(tfmot):
+    with tfmot.quantization.keras.quantize_scope({**CUSTOM_OBJECTS, **(custom_objects or {})}):
         qat_model = tfmot.quantization.keras.quantize_apply(annotated)
     _freeze_quantized_kernels_of_frozen_layers(qat_model)
-    if representative_images is not None:
-        calibrate_quantization_ranges(qat_model, tf_keras_model, representative_images, batch_size=batch_size)
     return qat_model
 
 
