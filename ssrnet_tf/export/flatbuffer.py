@@ -146,7 +146,7 @@ def compact_flatbuffer(flatbuffer: bytes) -> bytes:
 def int8_fully_connected_weights(flatbuffer: bytes) -> Tuple[bytes, int]:
     """Stores float32 ``FULLY_CONNECTED`` weights as per-unit int8 (hybrid).
 
-    Each output unit's weights get one symmetric scale ``max|w| / 127``
+    Layers with a single output unit keep float weights. Each output unit's weights get one symmetric scale ``max|w| / 127``
     (zero point 0); inputs and outputs stay float32. Weights are at most
     ``scale / 2`` off: about 0.4 % of the largest weight of a unit.
 
@@ -171,6 +171,11 @@ def int8_fully_connected_weights(flatbuffer: bytes) -> Tuple[bytes, int]:
             weights = subgraph.tensors[operator.inputs[1]]
             data = model.buffers[weights.buffer].data
             if weights.type != schema.TensorType.FLOAT32 or data is None or len(data) == 0:
+                continue
+            if int(weights.shape[0]) == 1:
+                # One output unit: an age (e.g. the expected value over the
+                # ages 0-100) or eq. 7's scale, used directly; rounding it
+                # would move the result by up to half a step (0.39 years).
                 continue
             matrix = np.frombuffer(np.asarray(data, dtype=np.uint8).tobytes(), dtype=np.float32)
             matrix = matrix.reshape(int(weights.shape[0]), -1)

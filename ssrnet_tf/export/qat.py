@@ -56,7 +56,7 @@ models; SSR-Net is a Keras 3 model. The QAT path therefore goes through a
    int8 tensor its scale, so no representative dataset is needed: the
    quantized part becomes int8 and the head stays float32 behind one
    ``DEQUANTIZE`` per fusion branch (six for three stages). Tensor names are stripped
-   (:func:`ssrnet_tf.export.tflite.strip_tensor_names`) and the
+   (:func:`ssrnet_tf.export.flatbuffer.compact_flatbuffer`) and the
    :class:`ssrnet_tf.model_spec.ModelSpec` is embedded.
 
 :func:`qat_ssrnet_to_tflite` runs all of it in one call.
@@ -824,7 +824,10 @@ def restore_float_weights(qat_model, keras3_model):
 # === Export ===
 
 
-def export_qat_tflite(qat_model, output_path: Optional[PathLike] = None, *, spec=None, strip_names: bool = True) -> bytes:
+def export_qat_tflite(
+    qat_model, output_path: Optional[PathLike] = None, *, spec=None, strip_names: bool = True,
+    int8_head_weights: bool = True,
+) -> bytes:
     """Converts a QAT model to an int8 ``.tflite`` (feature extractor int8, head float32).
 
     Args:
@@ -833,11 +836,15 @@ def export_qat_tflite(qat_model, output_path: Optional[PathLike] = None, *, spec
             atomically.
         spec: Optional :class:`ssrnet_tf.model_spec.ModelSpec` embedded as
             metadata.
-        strip_names: Whether to drop internal tensor names.
+        strip_names: Whether to compact the file losslessly (drop internal
+            tensor names, empty buffers and repeated vectors).
+        int8_head_weights: Whether to store the float head's dense weights
+            as per-unit int8 (hybrid ops), as the PTQ export does.
 
     Returns:
         The flatbuffer bytes; float32 raw 0-255 BGR input, ages ``(N, 1)``.
     """
+    from ssrnet_tf.export.flatbuffer import int8_fully_connected_weights  # pylint: disable=import-outside-toplevel
     from ssrnet_tf.export.tflite import finish_flatbuffer  # pylint: disable=import-outside-toplevel
 
     converter = tf.lite.TFLiteConverter.from_keras_model(qat_model)
@@ -848,6 +855,8 @@ def export_qat_tflite(qat_model, output_path: Optional[PathLike] = None, *, spec
         # provides them.
         warnings.filterwarnings("ignore", message="Statistics for quantized inputs were expected")
         flatbuffer = converter.convert()
+    if int8_head_weights:
+        flatbuffer, _ = int8_fully_connected_weights(flatbuffer)
     return finish_flatbuffer(flatbuffer, strip_names=strip_names, spec=spec, output_path=output_path)
 
 
