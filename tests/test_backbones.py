@@ -55,3 +55,15 @@ def test_alpha_only_where_the_family_has_one():
 def test_input_size_is_checked():
     with pytest.raises(ValueError, match="input_size"):
         build_backbone("mobilenet", 16, weights=None)
+
+
+def test_batch_norm_momentum_is_set_on_every_batch_norm_and_checked():
+    backbone = build_backbone("mobilenet_v2", 64, alpha=0.35, weights=None, batch_norm_momentum=0.9)
+    application = next(layer for layer in backbone.layers if isinstance(layer, keras.Model))
+    momenta = {layer.momentum for layer in application.layers if isinstance(layer, keras.layers.BatchNormalization)}
+    assert momenta == {0.9}
+    default = build_backbone("mobilenet_v2", 64, alpha=0.35, weights=None)
+    application = next(layer for layer in default.layers if isinstance(layer, keras.Model))
+    assert {l.momentum for l in application.layers if isinstance(l, keras.layers.BatchNormalization)} == {0.999}
+    with pytest.raises(ValueError, match="batch_norm_momentum"):
+        build_backbone("mobilenet_v2", 64, alpha=0.35, weights=None, batch_norm_momentum=1.5)

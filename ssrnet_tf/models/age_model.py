@@ -88,6 +88,7 @@ def build_age_model(
     weights: Optional[str] = "imagenet",
     dropout: float = 0.0,
     name: Optional[str] = None,
+    batch_norm_momentum: Optional[float] = None,
 ) -> AgeTask:
     """Puts an age head (and optional extra heads) on a registered backbone.
 
@@ -100,6 +101,8 @@ def build_age_model(
         weights: ``"imagenet"``, ``None`` or a weights path (backbone only).
         dropout: Dropout rate on the pooled features before the heads.
         name: Model name; default ``"<backbone>_<head>"``.
+        batch_norm_momentum: Momentum of the backbone's batch normalisation
+            (see :func:`ssrnet_tf.models.backbones.build_backbone`).
 
     Returns:
         An :class:`AgeTask`.
@@ -114,7 +117,9 @@ def build_age_model(
         ...                        [heads.MultiTaskHead()], weights=None)
         >>> task.compile("adam")
     """
-    features_model = build_backbone(backbone, input_size, alpha=alpha, weights=weights)
+    features_model = build_backbone(
+        backbone, input_size, alpha=alpha, weights=weights, batch_norm_momentum=batch_norm_momentum
+    )
 
     # === Functional Model ===
     image = keras.Input((input_size, input_size, 3), name="image")

@@ -34,6 +34,9 @@ class ModelConfig:
             dicts, e.g. ``{"head": "multi_task"}``.
         dropout: Dropout on the pooled backbone features.
         loss: Loss of an SSR-Net (``"mae"``, the paper's L1).
+        batch_norm_momentum: Backbone batch-norm momentum; ``None`` keeps the
+            Keras Applications value (0.999 for the MobileNets, meant for
+            fine-tuning; 0.99 suits short from-scratch training).
     """
 
     architecture: str = "ssrnet"
@@ -47,6 +50,7 @@ class ModelConfig:
     extra_heads: List[Dict[str, Any]] = dataclasses.field(default_factory=list)
     dropout: float = 0.0
     loss: str = "mae"
+    batch_norm_momentum: Optional[float] = None
 
     def __post_init__(self):
         if self.architecture not in ("ssrnet", "backbone"):

@@ -118,6 +118,7 @@ def build_model(config: config_lib.ExperimentConfig) -> BuiltModel:
     task = build_age_model(
         config.model.backbone, age_head, extra, input_size=size, alpha=config.model.alpha,
         weights=config.model.weights, dropout=config.model.dropout,
+        batch_norm_momentum=config.model.batch_norm_momentum,
     )
     spec = model_spec.ModelSpec.for_model(
         task.model, architecture=f"{config.model.backbone} + {config.model.head}",
