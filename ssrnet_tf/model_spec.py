@@ -175,10 +175,10 @@ def embed_tflite_spec(flatbuffer: bytes, spec: ModelSpec) -> bytes:
     Returns:
         The new flatbuffer bytes; the graph and weights are unchanged.
     """
-    import flatbuffers  # pylint: disable=import-outside-toplevel
+    from ssrnet_tf.export.flatbuffer import read_model, write_model  # pylint: disable=import-outside-toplevel
 
     schema = _schema()
-    model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(flatbuffer, 0))
+    model = read_model(flatbuffer)
     buffer = schema.BufferT()
     buffer.data = list(spec.to_json().encode())
     model.buffers.append(buffer)
@@ -187,9 +187,7 @@ def embed_tflite_spec(flatbuffer: bytes, spec: ModelSpec) -> bytes:
     entry.buffer = len(model.buffers) - 1
     model.metadata = [m for m in (model.metadata or []) if m.name not in (SPEC_NAME, SPEC_NAME.encode())]
     model.metadata.append(entry)
-    builder = flatbuffers.Builder(len(flatbuffer) + 4096)
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    return bytes(builder.Output())
+    return write_model(model, len(flatbuffer) + 4096)
 
 
 def read_tflite_spec(model: Union[bytes, PathLike]) -> Optional[ModelSpec]:

@@ -73,7 +73,7 @@ def test_tanh_inputs_are_narrowed():
     flatbuffer = convert_to_tflite(model, quantize="int8", representative_images=faces(32, seed=1))
     narrowed, _ = flatbuffer_lib.narrow_tanh_input_ranges(flatbuffer, bound=2.0)
     parsed, graph = tensors(narrowed)
-    tanh = flatbuffer_lib._builtin_indices(parsed, "TANH")  # pylint: disable=protected-access
+    tanh = flatbuffer_lib.builtin_op_indices(parsed, "TANH")
     checked = 0
     for operator in graph.operators:
         params = graph.tensors[operator.inputs[0]].quantization

@@ -143,6 +143,18 @@ def compact_flatbuffer(flatbuffer: bytes) -> bytes:
     return write_model(model, len(flatbuffer))
 
 
+def builtin_op_indices(model, *names: str) -> Dict[int, str]:
+    """``{operator code index: name}`` of the named builtin ops in a ``ModelT``."""
+    schema = _schema()
+    wanted = {getattr(schema.BuiltinOperator, name): name for name in names}
+    found = {}
+    for index, code in enumerate(model.operatorCodes):
+        builtin = max(code.builtinCode, code.deprecatedBuiltinCode)
+        if builtin in wanted:
+            found[index] = wanted[builtin]
+    return found
+
+
 def int8_fully_connected_weights(flatbuffer: bytes) -> Tuple[bytes, int]:
     """Stores float32 ``FULLY_CONNECTED`` weights as per-unit int8 (hybrid).
 
@@ -159,10 +171,7 @@ def int8_fully_connected_weights(flatbuffer: bytes) -> Tuple[bytes, int]:
     """
     schema = _schema()
     model = read_model(flatbuffer)
-    fully_connected = [
-        index for index, code in enumerate(model.operatorCodes)
-        if max(code.builtinCode, code.deprecatedBuiltinCode) == schema.BuiltinOperator.FULLY_CONNECTED
-    ]
+    fully_connected = builtin_op_indices(model, "FULLY_CONNECTED")
     count = 0
     for subgraph in model.subgraphs:
         for operator in subgraph.operators:
@@ -191,17 +200,6 @@ def int8_fully_connected_weights(flatbuffer: bytes) -> Tuple[bytes, int]:
             count += 1
     _as_arrays(model)
     return write_model(model, len(flatbuffer)), count
-
-
-def _builtin_indices(model, *names: str) -> Dict[int, str]:
-    schema = _schema()
-    wanted = {getattr(schema.BuiltinOperator, name): name for name in names}
-    found = {}
-    for index, code in enumerate(model.operatorCodes):
-        builtin = max(code.builtinCode, code.deprecatedBuiltinCode)
-        if builtin in wanted:
-            found[index] = wanted[builtin]
-    return found
 
 
 def narrow_tanh_input_ranges(flatbuffer: bytes, bound: float = 4.0) -> Tuple[bytes, int]:
@@ -234,7 +232,7 @@ def narrow_tanh_input_ranges(flatbuffer: bytes, bound: float = 4.0) -> Tuple[byt
     """
     schema = _schema()
     model = read_model(flatbuffer)
-    tanh_codes = _builtin_indices(model, "TANH")
+    tanh_codes = builtin_op_indices(model, "TANH")
     count = 0
     for subgraph in model.subgraphs:
         consumers: Dict[int, int] = {}

@@ -64,16 +64,17 @@ def _set_int8_input(flatbuffer: bytes, input_type: str) -> bytes:
     ``int8``: the leading QUANTIZE op is removed and its int8 output becomes
     the model input (raw pixel - 128 for a 0-255 calibrated input).
     """
-    import flatbuffers  # pylint: disable=import-outside-toplevel
     from tensorflow.lite.python import schema_py_generated as schema  # pylint: disable=import-outside-toplevel
 
-    model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(flatbuffer, 0))
+    from ssrnet_tf.export import flatbuffer as flatbuffer_lib  # pylint: disable=import-outside-toplevel
+
+    model = flatbuffer_lib.read_model(flatbuffer)
     subgraph = model.subgraphs[0]
     input_index = subgraph.inputs[0]
+    quantize_codes = flatbuffer_lib.builtin_op_indices(model, "QUANTIZE")
     quantize = [
         (i, op) for i, op in enumerate(subgraph.operators)
-        if model.operatorCodes[op.opcodeIndex].builtinCode == schema.BuiltinOperator.QUANTIZE
-        and op.inputs[0] == input_index
+        if op.opcodeIndex in quantize_codes and op.inputs[0] == input_index
     ]
     if not quantize:
         raise ValueError("the int8 model has no QUANTIZE op on its input; cannot change the input type.")
@@ -95,9 +96,7 @@ def _set_int8_input(flatbuffer: bytes, input_type: str) -> bytes:
         params = schema.QuantizationParametersT()
         params.scale, params.zeroPoint = [1.0], [0]
         tensor.quantization = params
-    builder = flatbuffers.Builder(len(flatbuffer) + 1024)
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    return bytes(builder.Output())
+    return flatbuffer_lib.write_model(model, len(flatbuffer))
 
 
 def convert_to_tflite(
