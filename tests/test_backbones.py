@@ -62,8 +62,9 @@ def test_batch_norm_momentum_is_set_on_every_batch_norm_and_checked():
     application = next(layer for layer in backbone.layers if isinstance(layer, keras.Model))
     momenta = {layer.momentum for layer in application.layers if isinstance(layer, keras.layers.BatchNormalization)}
     assert momenta == {0.9}
+    # From scratch (weights=None) the default follows the weights within ~100 steps.
     default = build_backbone("mobilenet_v2", 64, alpha=0.35, weights=None)
     application = next(layer for layer in default.layers if isinstance(layer, keras.Model))
-    assert {l.momentum for l in application.layers if isinstance(l, keras.layers.BatchNormalization)} == {0.999}
+    assert {l.momentum for l in application.layers if isinstance(l, keras.layers.BatchNormalization)} == {0.99}
     with pytest.raises(ValueError, match="batch_norm_momentum"):
         build_backbone("mobilenet_v2", 64, alpha=0.35, weights=None, batch_norm_momentum=1.5)

@@ -142,3 +142,15 @@ def test_config_names_dict_round_trip_and_validation():
         augment.AugmentConfig(gamma_probability=1.5)
     with pytest.raises(ValueError, match="affine_fill"):
         augment.AugmentConfig(affine_fill="mirror")
+
+
+def test_affine_probability_transforms_only_the_chosen_images(batch):
+    """SSR-Net: zoom/shift/shear are "randomly activated"; unchosen images stay as they are."""
+    never = augment.Augmenter(augment.AugmentConfig.from_names(["affine"], affine_probability=0.0))
+    np.testing.assert_allclose(never(batch, SEED).numpy(), batch.numpy(), atol=1e-3)
+    half = augment.Augmenter(augment.AugmentConfig.from_names(["affine"], affine_probability=0.5))
+    images = tf.concat([batch] * 8, axis=0)  # 128 images
+    changed = np.abs(half(images, SEED).numpy() - images.numpy()).max(axis=(1, 2, 3)) > 1e-3
+    assert 40 <= changed.sum() <= 88
+    with pytest.raises(ValueError, match="affine_probability"):
+        augment.AugmentConfig(affine_probability=1.5)

@@ -1,4 +1,3 @@
 """Shared constants of the command-line sub-commands."""
 
-#: Environment variable naming a local folder of published weights files.
-WEIGHTS_DIR_ENV = "SSRNET_TF_WEIGHTS_DIR"
+from ssrnet_tf.training.initial_weights import WEIGHTS_DIR_ENV  # noqa: F401 (re-exported)

@@ -13,7 +13,8 @@ name               what it does (defaults)
 horizontal_flip    mirror, p = 0.5
 random_crop        pad 4 px (zeros) and crop back at a random offset
 affine             zoom +-10 %, shift +-10 %, shear +-10 deg (rotation 0),
-                   reflect fill
+                   reflect fill; p = 1 (``affine_probability``: SSR-Net's
+                   "randomly activated" zoom/shift/shear)
 hsv_shift          p = 0.3: hue +-20/180 turn, saturation +-30/255, value
                    +-20/255 (OpenCV units of albumentations' HueSaturationValue)
 gamma              p = 0.3: gamma in [0.8, 1.2]
@@ -62,6 +63,8 @@ class AugmentConfig:
         shear_range: Shear angle drawn from ``+-shear_range`` degrees.
         rotation_range: Rotation drawn from ``+-rotation_range`` degrees.
         affine_fill: Fill of the affine transform.
+        affine_probability: Chance that an image gets the affine transform
+            at all (the others keep scale 1, shift 0, shear 0, rotation 0).
         hsv_probability, hue_shift, saturation_shift, value_shift: HSV shift
             (hue as a fraction of the circle; S and V on [0, 1]).
         gamma_probability, gamma_range: Gamma correction.
@@ -92,6 +95,7 @@ class AugmentConfig:
     shear_range: float = 10.0
     rotation_range: float = 0.0
     affine_fill: str = "reflect"
+    affine_probability: float = 1.0
     hsv_probability: float = 0.3
     hue_shift: float = 20.0 / 180.0
     saturation_shift: float = 30.0 / 255.0
@@ -113,7 +117,7 @@ class AugmentConfig:
     def __post_init__(self):
         self.gamma_range = tuple(self.gamma_range)
         self.rand_augment_operations = tuple(self.rand_augment_operations)
-        for name in ("flip_probability", "hsv_probability", "gamma_probability",
+        for name in ("flip_probability", "affine_probability", "hsv_probability", "gamma_probability",
                      "brightness_probability", "contrast_probability"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}.")
@@ -231,6 +235,10 @@ class Augmenter:
                                                         translate_y=offsets[1]))
         if "affine" in seeds:
             u = tf.random.stateless_uniform([5, batch], seeds["affine"], minval=-1.0, maxval=1.0)
+            if c.affine_probability < 1.0:  # unchosen images draw the identity (all parameters 0)
+                mask_seed = tf.random.experimental.stateless_fold_in(tf.cast(seeds["affine"], tf.int64), 1)
+                chosen = tf.random.stateless_uniform([batch], mask_seed) < c.affine_probability
+                u = u * tf.cast(chosen, tf.float32)[tf.newaxis, :]
             transforms.append(image_ops.affine_matrices(
                 height, width,
                 scale=1.0 + c.zoom_range * u[0],

@@ -55,6 +55,12 @@ BACKBONES: Dict[str, BackboneSpec] = {
 }
 
 
+#: Batch-norm momentum of backbones trained from scratch: the moving statistics
+#: follow the weights within ~100 steps, so validation tracks training from
+#: the first epochs (Keras' MobileNets use 0.999, a ~1,000-step lag).
+FROM_SCRATCH_BATCH_NORM_MOMENTUM = 0.99
+
+
 def build_backbone(
     name: str,
     input_size: int = 224,
@@ -84,7 +90,8 @@ def build_backbone(
             batch normalisation layer. Keras' MobileNets use 0.999, which
             suits fine-tuning ImageNet weights; trained from scratch for a few
             thousand steps their inference statistics lag far behind (0.99
-            is the usual from-scratch value). ``None`` keeps the family's.
+            is the usual from-scratch value). ``None``: 0.99 when ``weights``
+            is ``None`` (from scratch), else the family's.
 
     Returns:
         A ``keras.Model`` named ``"<name>_backbone"``.
@@ -98,6 +105,8 @@ def build_backbone(
     spec = BACKBONES[name]
     if input_size < 32:
         raise ValueError(f"input_size must be >= 32 for Keras Applications backbones, got {input_size}.")
+    if batch_norm_momentum is None and weights is None:
+        batch_norm_momentum = FROM_SCRATCH_BATCH_NORM_MOMENTUM
     if batch_norm_momentum is not None and not 0.0 <= batch_norm_momentum < 1.0:
         raise ValueError(f"batch_norm_momentum must be in [0, 1), got {batch_norm_momentum}.")
     kwargs = dict(spec.extra_kwargs)

@@ -37,6 +37,12 @@ class ModelConfig:
         batch_norm_momentum: Backbone batch-norm momentum; ``None`` keeps the
             Keras Applications value (0.999 for the MobileNets, meant for
             fine-tuning; 0.99 suits short from-scratch training).
+        initial_weights: Weights to start from (fine-tuning): a published
+            SSR-Net registry name (``"imdb"``, looked up in
+            ``$SSRNET_TF_WEIGHTS_DIR``, the cache, then downloaded) or
+            ``.h5`` file for an SSR-Net(3,3,3); or a ``.keras`` /
+            ``.weights.h5`` file of the same architecture, matched by layer
+            name. ``None`` trains from the ``weights`` initialisation.
     """
 
     architecture: str = "ssrnet"
@@ -51,6 +57,7 @@ class ModelConfig:
     dropout: float = 0.0
     loss: str = "mae"
     batch_norm_momentum: Optional[float] = None
+    initial_weights: Optional[str] = None
 
     def __post_init__(self):
         if self.architecture not in ("ssrnet", "backbone"):
@@ -158,6 +165,11 @@ class RunConfig:
         mixed_precision: ``"auto"`` (float16 mixed precision on GPU),
             ``"off"`` or ``"on"``.
         steps_per_epoch: Cap on steps per epoch (smoke runs); ``None``: all.
+        precise_bn_batches: Before each validation (and each saved model),
+            recompute the batch-norm statistics as the mean over this many
+            un-augmented training batches with the current weights ("precise
+            BN", :mod:`ssrnet_tf.training.precise_batch_norm`); 0 keeps
+            Keras' moving averages, which lag fast-moving weights.
     """
 
     epochs: int = 10
@@ -166,8 +178,11 @@ class RunConfig:
     strategy: str = "auto"
     mixed_precision: str = "auto"
     steps_per_epoch: Optional[int] = None
+    precise_bn_batches: int = 20
 
     def __post_init__(self):
+        if self.precise_bn_batches < 0:
+            raise ValueError(f"run.precise_bn_batches must be >= 0, got {self.precise_bn_batches}.")
         # YAML reads a bare on/off (``run.mixed_precision=on``) as a boolean.
         if isinstance(self.mixed_precision, bool):
             self.mixed_precision = "on" if self.mixed_precision else "off"

@@ -39,7 +39,7 @@ import numpy as np
 
 from ssrnet_tf.training import callbacks as run_callbacks
 from ssrnet_tf.training import config as config_lib
-from ssrnet_tf.training import schedules, stage_two, strategy as strategy_lib
+from ssrnet_tf.training import initial_weights, precise_batch_norm, schedules, stage_two, strategy as strategy_lib
 from ssrnet_tf.utils.atomic import atomic_write_bytes
 
 logger = logging.getLogger(__name__)
@@ -91,6 +91,13 @@ class BuiltModel:
     heads: list
 
 
+def _start_from(model, config: config_lib.ExperimentConfig) -> None:
+    """Loads ``model.initial_weights`` (fine-tuning), if set."""
+    if config.model.initial_weights:
+        source = initial_weights.load_initial_weights(model, config.model.initial_weights)
+        logger.info("%s: starting from the weights in %s", config.name, source)
+
+
 def build_model(config: config_lib.ExperimentConfig) -> BuiltModel:
     """Builds the experiment's model (call inside the strategy scope)."""
     from ssrnet_tf import model_spec  # pylint: disable=import-outside-toplevel
@@ -101,6 +108,7 @@ def build_model(config: config_lib.ExperimentConfig) -> BuiltModel:
 
         ssr_config = SSRNetConfig(**{"input_shape": (size, size, 3), **config.model.ssrnet})
         model = build_ssrnet(ssr_config)
+        _start_from(model, config)
         spec = model_spec.ModelSpec.for_model(
             model, architecture=f"ssrnet{tuple(ssr_config.stage_bins)}", training_data=f"{config.data.dataset}: {config.data.path}"
         )
@@ -120,6 +128,7 @@ def build_model(config: config_lib.ExperimentConfig) -> BuiltModel:
         weights=config.model.weights, dropout=config.model.dropout,
         batch_norm_momentum=config.model.batch_norm_momentum,
     )
+    _start_from(task.model, config)
     spec = model_spec.ModelSpec.for_model(
         task.model, architecture=f"{config.model.backbone} + {config.model.head}",
         training_data=f"{config.data.dataset}: {config.data.path}",
@@ -198,8 +207,26 @@ def _finish(dataset, target_encoder):
     return _as_column(dataset) if target_encoder is None else dataset
 
 
+def _precise_bn_images(config: config_lib.ExperimentConfig, train_table, train_config, run_dir: pathlib.Path,
+                       replicas: int):
+    """A fixed, un-augmented sample of training batches (images only) for precise BN, or ``None``."""
+    from ssrnet_tf.data import pipeline  # pylint: disable=import-outside-toplevel
+
+    batches = config.run.precise_bn_batches
+    if not batches:
+        return None
+    if replicas > 1:
+        logger.info("precise batch norm is off with %d replicas (moving averages are used)", replicas)
+        return None
+    rows = np.random.default_rng(config.run.seed).permutation(len(train_table))[: batches * train_config.batch_size]
+    dataset, _ = pipeline.make_dataset(train_table.take(np.sort(rows)), train_config.evaluation(), run_dir=run_dir,
+                                       name="precise_bn")
+    return dataset.map(lambda images, ages: images)
+
+
 def _fit(built: BuiltModel, run_dir: pathlib.Path, train_data, train_report, val_data, epochs: int,
-         steps_per_epoch: Optional[int], plateau: Optional[config_lib.ScheduleConfig], verbose: int) -> int:
+         steps_per_epoch: Optional[int], plateau: Optional[config_lib.ScheduleConfig], verbose: int,
+         precise_bn_images=None) -> int:
     """Fits a compiled model with the run-folder callbacks; returns the epochs done before."""
     import keras  # pylint: disable=import-outside-toplevel
 
@@ -207,7 +234,9 @@ def _fit(built: BuiltModel, run_dir: pathlib.Path, train_data, train_report, val
 
     monitor = "val_loss" if val_data is not None else "loss"
     backup_dir = run_dir / "backup"
-    callback_list = [
+    # Precise BN first: validation and every file saved below see the recalibrated statistics.
+    callback_list = [] if precise_bn_images is None else [precise_batch_norm.PreciseBatchNormCallback(precise_bn_images)]
+    callback_list += [
         run_callbacks.AtomicBackupAndRestore(backup_dir),
         run_callbacks.RunLogger(run_dir, built.spec, monitor=monitor, backup_dir=backup_dir),
         keras.callbacks.TensorBoard(str(run_dir / "tensorboard")),
@@ -309,7 +338,9 @@ def train(config: config_lib.ExperimentConfig, resume: bool = False, verbose: in
             built.model.compile(optimizer=_optimizer(config.optimizer, learning_rate), loss=built.losses,
                                 loss_weights=built.loss_weights, metrics=built.metrics)
         plateau = config.schedule if config.schedule.kind == "plateau" else None
-        done_before = _fit(built, run_dir, train_data, train_report, inputs.val, config.run.epochs, fit_steps, plateau, verbose)
+        precise_bn_images = _precise_bn_images(config, train_table, inputs.train_config, run_dir, replicas)
+        done_before = _fit(built, run_dir, train_data, train_report, inputs.val, config.run.epochs, fit_steps, plateau,
+                           verbose, precise_bn_images)
         model_path = run_dir / ("stage1_model.keras" if two_stage else "model.keras")
         save_keras(built.model, model_path, built.spec)
         results = _evaluate(built.model, inputs, model_path, run_dir / ("stage1_evaluation" if two_stage else "evaluation"), config)
@@ -362,7 +393,7 @@ def _train_stage_two(config: config_lib.ExperimentConfig, strategy, tables, run_
         raise ValueError(f"{run_dir}: stage 2 needs stage 1's validation MAE, but the validation split is empty.")
     anchor = float(stage_one["val_mae"])
     # Stage 1's weights replace the backbone's, so none are loaded here.
-    unweighted = dataclasses.replace(config, model=dataclasses.replace(config.model, weights=None))
+    unweighted = dataclasses.replace(config, model=dataclasses.replace(config.model, weights=None, initial_weights=None))
     with strategy.scope():
         built = build_model(unweighted)
         built.model.load_weights(run_dir / "stage1_model.keras")
