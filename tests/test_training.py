@@ -2,6 +2,7 @@
 
 import csv
 import os
+import pathlib
 import signal
 import subprocess
 import sys
@@ -81,7 +82,7 @@ def test_train_refuses_to_overwrite_and_trains_ssrnet(utkface_dir, tmp_path):
     summary = trainer.train(config, verbose=0)
     assert summary["test_faces"] == 60 and summary["test_mae"] > 0
     for name in ("config.yaml", "split.json", "log.csv", "last.keras", "best.keras", "model.keras", "summary.json",
-                 "input_report_train.json"):
+                 "input_report_train.json", "evaluation/learning_curve.png"):
         assert (tmp_path / "run" / name).is_file(), name
     assert _log_epochs(tmp_path / "run") == [0, 1]
     _, spec = model_spec.load_keras(tmp_path / "run" / "model.keras")
@@ -114,7 +115,8 @@ def test_sigkill_mid_run_then_resume(utkface_dir, tmp_path):
     assert not (run_dir / "backup").exists()
 
 
-BACKBONE_CONFIGS = sorted(path.stem for path in CONFIG_DIR.glob("*.yaml") if path.stem != "ssrnet")
+BACKBONE_CONFIGS = sorted(path.stem for path in CONFIG_DIR.glob("*.yaml")
+                          if config_lib.load_config(path).model.architecture == "backbone")
 
 
 @pytest.mark.slow
@@ -132,3 +134,23 @@ def test_backbone_configs_train_one_short_epoch(name, utkface_dir, tmp_path):
     assert (tmp_path / name / "evaluation" / "report.json").is_file()
     if config.stage_two.enabled:
         assert np.isfinite(summary["stage1"]["val_mae"]) and summary["stage2"]["test_mae"] == summary["test_mae"]
+
+
+@pytest.mark.slow
+def test_ssrnet_utkface_fine_tunes_from_the_published_weights(utkface_dir, tmp_path, monkeypatch):
+    from ssrnet_tf import pretrained
+    from ssrnet_tf.training import initial_weights, trainer
+
+    reference = pathlib.Path(__file__).resolve().parents[2] / "shared" / "reference" / "ssrnet"
+    if not (reference / pretrained.REGISTRY["imdb"].filename).is_file():
+        pytest.skip(f"published imdb weights not found in {reference} (../shared is absent)")
+    monkeypatch.setenv(initial_weights.WEIGHTS_DIR_ENV, str(reference))
+    config = config_lib.load_config("ssrnet_utkface", [
+        f"data.path={utkface_dir}", "data.limit=200", "run.epochs=1", "run.steps_per_epoch=1",
+        "optimizer.learning_rate=1e-9", f"run.output_dir={tmp_path / 'run'}"])
+    built = trainer.build_model(config)
+    published = pretrained.load_pretrained("imdb", weights_dir=reference)
+    faces = np.random.default_rng(0).uniform(0, 255, (4, 64, 64, 3)).astype("float32")
+    np.testing.assert_allclose(built.model.predict(faces, verbose=0), published.predict(faces, verbose=0), atol=1e-4)
+    with pytest.raises(FileNotFoundError, match="initial_weights"):
+        trainer.build_model(config_lib.load_config("ssrnet_utkface", ["model.initial_weights=no_such.h5"]))

@@ -265,6 +265,16 @@ def _evaluate(model, inputs: _Inputs, model_path: pathlib.Path, report_dir: path
     return results
 
 
+def _plot_learning_curve(log_dir: pathlib.Path, report_dir: pathlib.Path, title: str) -> Optional[str]:
+    """``report_dir/learning_curve.png`` from ``log_dir/log.csv`` (train/val MAE, learning rate)."""
+    from ssrnet_tf.evaluation import learning_curve  # pylint: disable=import-outside-toplevel
+
+    if not (log_dir / "log.csv").is_file():
+        return None
+    path = learning_curve.plot_learning_curve(log_dir / "log.csv", report_dir / "learning_curve.png", title)
+    return None if path is None else str(path)
+
+
 def _write_summary(run_dir: pathlib.Path, summary: Dict) -> None:
     atomic_write_bytes(run_dir / "summary.json", json.dumps(summary, indent=2).encode())
 
@@ -343,12 +353,15 @@ def train(config: config_lib.ExperimentConfig, resume: bool = False, verbose: in
                            verbose, precise_bn_images)
         model_path = run_dir / ("stage1_model.keras" if two_stage else "model.keras")
         save_keras(built.model, model_path, built.spec)
-        results = _evaluate(built.model, inputs, model_path, run_dir / ("stage1_evaluation" if two_stage else "evaluation"), config)
+        report_dir = run_dir / ("stage1_evaluation" if two_stage else "evaluation")
+        results = _evaluate(built.model, inputs, model_path, report_dir, config)
+        results["learning_curve"] = _plot_learning_curve(run_dir, report_dir, config.name)
         summary.update({
             "resumed_from_epoch": done_before, "wall_seconds_this_process": round(time.time() - started, 1),
             "dtype_policy": policy, "replicas": replicas, "train_faces": len(train_table),
             "val_faces": 0 if val_table is None else len(val_table), "test_faces": results["test_faces"],
             "val_mae": results.get("val_mae"), "test_mae": results["test_mae"], "model": str(model_path),
+            "learning_curve": results["learning_curve"],
         })
         if two_stage:
             stage_one = {"epochs": config.run.epochs, "resumed_from_epoch": done_before, **results, "model": str(model_path)}
@@ -413,5 +426,6 @@ def _train_stage_two(config: config_lib.ExperimentConfig, strategy, tables, run_
     model_path = run_dir / "model.keras"
     save_keras(built.model, model_path, built.spec)
     results = _evaluate(built.model, inputs, model_path, run_dir / "evaluation", config)
+    results["learning_curve"] = _plot_learning_curve(stage_dir, run_dir / "evaluation", f"{config.name}: stage 2")
     return {"epochs": options.epochs, "resumed_from_epoch": done_before, "anchor_mae": anchor,
             "trainable_layers": trainable, **results, "model": str(model_path)}
