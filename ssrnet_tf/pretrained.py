@@ -404,3 +404,95 @@ def load_pretrained(
                 f"({sorted(REGISTRY)})."
             )
     return load_reference_ssrnet(path, **config_overrides)
+
+
+# === Models trained by this project, shipped in the package ===
+
+#: Package folder of the shipped models: ``NAME.keras``, ``NAME_int8.tflite``,
+#: the model card ``NAME.md`` and ``models.json`` (hashes and card figures).
+SHIPPED_DIR = pathlib.Path(__file__).resolve().parent / "pretrained_models"
+_SHIPPED_INDEX = "models.json"
+#: Registry-name suffix of a shipped model's int8 ``.tflite`` file.
+INT8_SUFFIX = "-int8"
+
+
+@dataclasses.dataclass(frozen=True)
+class ShippedModel:
+    """A model trained by this project and shipped inside the package.
+
+    Attributes:
+        name: Registry name (``ssrnet-utkface``); ``name + "-int8"`` names
+            its int8 ``.tflite`` file.
+        description: One line for listings.
+        files: ``{"keras": file name, "int8": file name, "card": file name}``
+            in :data:`SHIPPED_DIR`.
+        sha256: SHA-256 of each file, by the same keys.
+        figures: The model card's test-split figures (MAE, CA(5), size,
+            latency, ...), as written by :mod:`ssrnet_tf.export.shipping`.
+        licence: The terms that come with the weights (from the training data).
+    """
+
+    name: str
+    description: str
+    files: Dict[str, str]
+    sha256: Dict[str, str]
+    figures: Dict[str, object]
+    licence: str
+
+
+def _shipped_index() -> Dict:
+    path = SHIPPED_DIR / _SHIPPED_INDEX
+    if not path.is_file():
+        return {"default": None, "models": {}}
+    import json  # pylint: disable=import-outside-toplevel
+
+    return json.loads(path.read_text())
+
+
+def shipped_models() -> Dict[str, ShippedModel]:
+    """The models shipped in the package, by registry name (empty if none)."""
+    return {name: ShippedModel(name=name, **entry) for name, entry in _shipped_index()["models"].items()}
+
+
+def shipped_files() -> Dict[str, tuple]:
+    """``{registry name: (model name, file kind)}``: ``NAME`` is the ``.keras``, ``NAME-int8`` the int8 ``.tflite``."""
+    names = {}
+    for name in shipped_models():
+        names[name] = (name, "keras")
+        names[name + INT8_SUFFIX] = (name, "int8")
+    return names
+
+
+def shipped_path(name: str) -> pathlib.Path:
+    """The verified file of a shipped model (``NAME`` or ``NAME-int8``).
+
+    Raises:
+        KeyError: For an unknown name (listing the valid ones).
+        ValueError: If the file's SHA-256 is not the registered one (a damaged install).
+    """
+    files = shipped_files()
+    if name not in files:
+        raise KeyError(f"unknown shipped model {name!r}; shipped: {sorted(files)}.")
+    model_name, kind = files[name]
+    entry = shipped_models()[model_name]
+    path = SHIPPED_DIR / entry.files[kind]
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: shipped model file missing from the installed package; reinstall ssrnet-tf.")
+    if sha256_of(path) != entry.sha256[kind]:
+        raise ValueError(f"{path}: SHA-256 does not match the registered one; the installed package is damaged.")
+    return path
+
+
+def default_model_name() -> str:
+    """The registry name ``predict`` uses without ``--model``: the best shipped model.
+
+    Raises:
+        FileNotFoundError: If the package ships no model (a development checkout before training).
+    """
+    default = _shipped_index().get("default")
+    if not default:
+        raise FileNotFoundError(
+            f"no model is shipped in {SHIPPED_DIR}; pass --model (a .keras/.tflite file or a published name "
+            f"such as {sorted(REGISTRY)[0]})."
+        )
+    return default

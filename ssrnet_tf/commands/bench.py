@@ -32,28 +32,59 @@ def _published_graph(model):
     return copy
 
 
-def _default_models(args, output_dir: pathlib.Path):
-    """Builds the reference SSR-Net and writes it in every export mode."""
+#: The shipped SSR-Net that ``bench`` measures by default (``ssrnet_tf.pretrained``).
+SHIPPED_SSRNET = "ssrnet-utkface"
+
+
+def _load_model(args):
+    """``(model, spec)``: a shipped model, published weights, or (offline) a random SSR-Net."""
     from ssrnet_tf import model_spec, pretrained  # pylint: disable=import-outside-toplevel
-    from ssrnet_tf.export import QUANTIZE_MODES, calibration, convert_to_tflite  # pylint: disable=import-outside-toplevel
     from ssrnet_tf.models import build_ssrnet  # pylint: disable=import-outside-toplevel
 
+    if args.weights in pretrained.shipped_files():
+        model, spec = model_spec.load_keras(pretrained.shipped_path(args.weights))
+        print(f"model: the shipped {args.weights!r} model (trained by this project on UTKFace)")
+        return model, spec
     try:
         model = pretrained.load_pretrained(args.weights, weights_dir=args.weights_dir or os.environ.get(WEIGHTS_DIR_ENV))
         print(f"model: SSR-Net(3,3,3) with the published {args.weights!r} weights")
     except (OSError, ValueError, KeyError) as error:
         model = build_ssrnet()
         print(f"model: SSR-Net(3,3,3), randomly initialised ({error}); latency does not depend on weight values")
+    return model, model_spec.ModelSpec.for_model(model, architecture="ssrnet(3,3,3)")
+
+
+def _published_baseline(args, model):
+    """The published graph with the published imdb weights when available, else with ``model``'s (same graph)."""
+    from ssrnet_tf import pretrained  # pylint: disable=import-outside-toplevel
+
+    if args.weights in pretrained.REGISTRY:
+        return _published_graph(model)
+    try:
+        published = pretrained.load_pretrained("imdb", weights_dir=args.weights_dir or os.environ.get(WEIGHTS_DIR_ENV))
+        print("baseline: the published SSR-Net graph with its imdb weights")
+        return _published_graph(published)
+    except (OSError, ValueError, KeyError):
+        print("baseline: the published SSR-Net graph (its weights are not available offline: it carries the "
+              "shipped model's weights, which does not change its latency)")
+        return _published_graph(model)
+
+
+def _default_models(args, output_dir: pathlib.Path):
+    """The shipped SSR-Net (or published/random weights) in every export mode, and the published graph."""
+    from ssrnet_tf import model_spec  # pylint: disable=import-outside-toplevel
+    from ssrnet_tf.export import QUANTIZE_MODES, calibration, convert_to_tflite  # pylint: disable=import-outside-toplevel
+
+    model, spec = _load_model(args)
     if args.calibration_dir:
         faces = calibration.folder_faces(args.calibration_dir, 64, limit=200)
         print(f"int8 calibration: {len(faces)} faces from {args.calibration_dir}")
     else:
         faces = calibration.drawn_faces(64)
         print("int8 calibration: drawn faces (pass --calibration-dir for real ones; latency is unaffected)")
-    spec = model_spec.ModelSpec.for_model(model, architecture="ssrnet(3,3,3)")
     paths, params = [], {}
     baseline = output_dir / "published_graph_float32.tflite"
-    convert_to_tflite(_published_graph(model), baseline, strip_names=False)
+    convert_to_tflite(_published_baseline(args, model), baseline, strip_names=False)
     paths.append(baseline)
     for mode in QUANTIZE_MODES:
         path = output_dir / f"ssrnet_{mode}.tflite"
@@ -129,7 +160,8 @@ def add_parser(commands) -> None:
         "the baseline; p50/p90/p99 per face, throughput at batch 1 and 32, size, parameters, peak memory.",
     )
     parser.add_argument("models", nargs="*", help=".tflite and .keras files (default: build SSR-Net and export every mode)")
-    parser.add_argument("--weights", default="imdb", help="published weights for the default models [imdb]")
+    parser.add_argument("--weights", default=SHIPPED_SSRNET,
+                        help=f"shipped or published SSR-Net weights for the default models [{SHIPPED_SSRNET}]")
     parser.add_argument("--weights-dir", help=f"local folder of published .h5 files [${WEIGHTS_DIR_ENV}]")
     parser.add_argument("--calibration-dir", help="real face crops for the default int8 export")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2, 4], help="[1 2 4]")

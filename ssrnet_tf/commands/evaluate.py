@@ -10,9 +10,10 @@ def run(args: argparse.Namespace) -> int:
     from ssrnet_tf.evaluation import evaluate_predictions, predict_folder  # pylint: disable=import-outside-toplevel
 
     y_true, y_pred, info = predict_folder(args.model, args.data, limit=args.limit, seed=args.seed,
-                                          weights_dir=args.weights_dir, split=args.split, part=args.part)
+                                          weights_dir=args.weights_dir, split=args.split, part=args.part,
+                                          flip_average=args.flip_average)
     report = evaluate_predictions(y_true, y_pred, args.output_dir, info)
-    print(f"{args.model}: MAE {report['mae']:.3f} | CA(3) {report['ca_3']:.3f} | CA(5) {report['ca_5']:.3f} | "
+    print(f"{info['model']}: MAE {report['mae']:.3f} | CA(3) {report['ca_3']:.3f} | CA(5) {report['ca_5']:.3f} | "
           f"AAR {report['aar']:.3f} on {report['count']} faces; report in {args.output_dir}")
     return 0
 
@@ -20,7 +21,10 @@ def run(args: argparse.Namespace) -> int:
 def add_parser(commands) -> None:
     """Adds ``evaluate`` to the ``ssrnet-tf`` sub-command parsers."""
     parser = commands.add_parser("evaluate", help="MAE, CA(n), group MAE, AAR report with plots for .keras/.tflite models")
-    parser.add_argument("--model", required=True, help=".keras, .tflite, published .h5 or published weights name")
+    parser.add_argument("--model", help=".keras, .tflite, published .h5, or a published/shipped name (`ssrnet-tf weights`) "
+                        "[the best shipped model]")
+    parser.add_argument("--flip-average", action="store_true",
+                        help="test-time flip averaging: each age is the mean over the face and its mirror image")
     parser.add_argument("--data", required=True, help="UTKFace-style folder (age first in file names) or a CSV table")
     parser.add_argument("--output-dir", default="runs/evaluation", help="[runs/evaluation]")
     parser.add_argument("--limit", type=int, help="evaluate a seeded sample of at most this many faces")

@@ -61,7 +61,9 @@ def run(args: argparse.Namespace) -> int:
     from ssrnet_tf.faces.age_predictor import AgePredictor, load_age_model  # pylint: disable=import-outside-toplevel
 
     weights_dir = args.weights_dir or os.environ.get(WEIGHTS_DIR_ENV)
-    model = load_age_model(args.model, weights_dir=weights_dir, num_threads=args.threads)
+    model = load_age_model(args.model, weights_dir=weights_dir, num_threads=args.threads, flip_average=args.flip_average)
+    if args.model is None:
+        print(f"ssrnet-tf predict: using the shipped model {model.name} (--model picks another)", file=sys.stderr)
     predictor = AgePredictor(model, policy=args.policy, min_face_size=args.min_face_size,
                              min_score=args.min_score, max_detection_side=args.max_detection_side)
     out = sys.stdout
@@ -95,7 +97,10 @@ def add_parser(commands) -> None:
         ),
     )
     predict.add_argument("inputs", nargs="+", metavar="IMAGE_OR_FOLDER", help="image files and/or folders (searched recursively)")
-    predict.add_argument("--model", required=True, help="a .keras or .tflite file, a published .h5 file, or a published name (imdb, wiki, morph2, megaface_asian)")
+    predict.add_argument("--model", help="a .keras or .tflite file, a published .h5 file, a published name (imdb, wiki, "
+                         "morph2, megaface_asian) or a shipped one (`ssrnet-tf weights`) [the best shipped model]")
+    predict.add_argument("--flip-average", action="store_true",
+                         help="test-time flip averaging: each age is the mean over the face and its mirror image")
     predict.add_argument("--weights-dir", help=f"local folder of published .h5 files, searched before the cache and the network [${WEIGHTS_DIR_ENV}]")
     predict.add_argument("--annotate", metavar="DIR", help="also write a copy of each image with boxes and ages into DIR")
     predict.add_argument("--policy", choices=("all", "largest", "most_confident"), default="all", help="faces per image [all]")

@@ -57,13 +57,21 @@ class Split:
     def indices(self, table: sample_table.SampleTable) -> Dict[str, np.ndarray]:
         """Row indices of each part in ``table``.
 
+        A split whose paths are bare file names (one saved for use on
+        other machines, like the shipped models' test splits) matches the
+        table's files by name, when the table's file names are unique.
+
         Raises:
             ValueError: If ``table`` repeats a path, or lacks one of the
                 split's paths (the first few are named).
         """
-        row_of = {path: row for row, path in enumerate(table.path.tolist())}
+        paths_of_table = table.path.tolist()
+        row_of = {path: row for row, path in enumerate(paths_of_table)}
         if len(row_of) != len(table):
             raise ValueError(f"{table.name or 'table'}: paths repeat; a split by path is ambiguous.")
+        by_name = {os.path.basename(path): row for row, path in enumerate(paths_of_table)}
+        if len(by_name) == len(table):
+            row_of.update({name: row for name, row in by_name.items() if name not in row_of})
         out = {}
         for name, paths in self.parts.items():
             absent = [p for p in paths if p not in row_of]

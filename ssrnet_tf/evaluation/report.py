@@ -33,13 +33,14 @@ PathLike = Union[str, os.PathLike]
 CA_CURVE = tuple(range(16))
 
 
-def predict_folder(model_path: str, data: PathLike, *, limit: Optional[int] = None, seed: int = 0,
+def predict_folder(model_path: Optional[str], data: PathLike, *, limit: Optional[int] = None, seed: int = 0,
                    weights_dir: Optional[PathLike] = None, batch_size: int = 64,
-                   split: Optional[PathLike] = None, part: str = "test"):
+                   split: Optional[PathLike] = None, part: str = "test", flip_average: bool = False):
     """Predicts the ages of a labelled face folder with any model format.
 
     Args:
-        model_path: ``.keras``, ``.tflite``, published ``.h5`` or registry name.
+        model_path: ``.keras``, ``.tflite``, published ``.h5``, published or
+            shipped registry name (:func:`ssrnet_tf.faces.age_predictor.load_age_model`).
         data: UTKFace-style folder (age first in each file name) or a CSV
             table (``path,age,...``) that :func:`ssrnet_tf.data.read_csv_table`
             reads.
@@ -50,6 +51,7 @@ def predict_folder(model_path: str, data: PathLike, *, limit: Optional[int] = No
         split: A ``split.json`` (e.g. a training run's): evaluate only the
             faces of its ``part``, such as the run's held-out test faces.
         part: The split part [``"test"``].
+        flip_average: Test-time flip averaging (mean of each face and its mirror).
 
     Returns:
         ``(true_ages, predicted_ages, info)`` with float arrays ``(N,)`` and
@@ -73,21 +75,13 @@ def predict_folder(model_path: str, data: PathLike, *, limit: Optional[int] = No
         table = table.take(saved.indices(table)[part])
     if limit is not None and limit < len(table):
         table = table.take(np.sort(np.random.default_rng(seed).permutation(len(table))[:limit]))
-    if str(model_path).endswith(".tflite"):
-        from ssrnet_tf.export import TFLiteModel  # pylint: disable=import-outside-toplevel
+    from ssrnet_tf.faces.age_predictor import load_age_model  # pylint: disable=import-outside-toplevel
 
-        runner = TFLiteModel(model_path)
-        size = runner.input_shape[1]
-        predict = lambda images: runner.predict_outputs(images)["age"]  # noqa: E731
-    else:
-        from ssrnet_tf.commands.model_source import load_model_and_spec  # pylint: disable=import-outside-toplevel
+    model = load_age_model(model_path, weights_dir=weights_dir, flip_average=flip_average)
+    size = int(model.spec.input_size[0])
 
-        model, _ = load_model_and_spec(str(model_path), weights_dir)
-        size = model.input_shape[1]
-
-        def predict(images):
-            outputs = model.predict_on_batch(images)
-            return np.asarray(outputs["age"] if isinstance(outputs, dict) else outputs)
+    def predict(images):
+        return model.predict(images)["age"]
 
     config = pipeline.PipelineConfig(input_size=size, batch_size=batch_size, shuffle=False, cache=None)
     dataset, report = pipeline.make_dataset(table, config, name="evaluate")
@@ -95,7 +89,7 @@ def predict_folder(model_path: str, data: PathLike, *, limit: Optional[int] = No
     for images, ages in dataset:
         predictions.append(np.asarray(predict(images.numpy())).reshape(-1))
         truths.append(ages.numpy().reshape(-1))
-    info = {"model": str(model_path), "data": str(data), "input": report.counts()}
+    info = {"model": model.name, "data": str(data), "input": report.counts(), "flip_average": flip_average}
     if split is not None:
         info["split"] = f"{part} part of {split}"
     return np.concatenate(truths), np.concatenate(predictions), info

@@ -61,6 +61,9 @@ class AgeModel:
         spec_source: Where ``spec`` came from (the model file, or which
             documented default and why).
         run: ``batch -> {output_name: (N, ...) array}``.
+        flip_average: Test-time flip averaging: every output is the mean of
+            the model's outputs for the faces and for their mirror images
+            (twice the inference cost).
     """
 
     name: str
@@ -68,10 +71,15 @@ class AgeModel:
     spec: object
     spec_source: str
     run: Callable[[np.ndarray], Dict[str, np.ndarray]]
+    flip_average: bool = False
 
     def predict(self, batch: np.ndarray) -> Dict[str, np.ndarray]:
         """``{output_name: array}`` for a float32 ``(N, H, W, 3)`` batch."""
-        return {name: np.asarray(value) for name, value in self.run(batch).items()}
+        outputs = {name: np.asarray(value) for name, value in self.run(batch).items()}
+        if not self.flip_average:
+            return outputs
+        mirrored = self.run(np.ascontiguousarray(np.asarray(batch)[:, :, ::-1]))
+        return {name: (value + np.asarray(mirrored[name])) / 2.0 for name, value in outputs.items()}
 
 
 def _keras_runner(model) -> Callable:
@@ -86,16 +94,20 @@ def _keras_runner(model) -> Callable:
     return run
 
 
-def load_age_model(name_or_path: PathLike, *, weights_dir: Optional[PathLike] = None,
-                   num_threads: Optional[int] = None) -> AgeModel:
+def load_age_model(name_or_path: Optional[PathLike] = None, *, weights_dir: Optional[PathLike] = None,
+                   num_threads: Optional[int] = None, flip_average: bool = False) -> AgeModel:
     """Opens an age model and the spec of its input.
 
     Args:
         name_or_path: A ``.keras`` or ``.tflite`` file, a published ``.h5``
-            weights file, or a published weights name (``imdb``, ...).
+            weights file, a published weights name (``imdb``, ...) or the
+            name of a model shipped in the package (``ssrnet-utkface``,
+            ``compact-utkface-int8``, ...; :func:`ssrnet_tf.pretrained.shipped_models`).
+            ``None``: the best shipped model (:func:`ssrnet_tf.pretrained.default_model_name`).
         weights_dir: Folder of published ``.h5`` files, searched before the
             download cache (see :func:`ssrnet_tf.pretrained.load_pretrained`).
         num_threads: TFLite interpreter threads.
+        flip_average: Average each output over the face and its mirror image.
 
     Returns:
         An :class:`AgeModel`.
@@ -105,9 +117,21 @@ def load_age_model(name_or_path: PathLike, *, weights_dir: Optional[PathLike] = 
         KeyError: For an unknown published name.
         ValueError: If the file is not a model of a supported kind.
     """
+    from ssrnet_tf import pretrained  # pylint: disable=import-outside-toplevel
+
+    if name_or_path is None:
+        name_or_path = pretrained.default_model_name()
+    model = _load_age_model(str(name_or_path), weights_dir, num_threads)
+    return dataclasses.replace(model, flip_average=flip_average)
+
+
+def _load_age_model(text: str, weights_dir: Optional[PathLike], num_threads: Optional[int]) -> AgeModel:
     from ssrnet_tf import model_spec, pretrained  # pylint: disable=import-outside-toplevel
 
-    text = str(name_or_path)
+    if text in pretrained.shipped_files():
+        shipped = pretrained.shipped_path(text)
+        model = _load_age_model(str(shipped), weights_dir, num_threads)
+        return dataclasses.replace(model, name=f"{text} (shipped in the package: {shipped.name})")
     suffix = pathlib.Path(text).suffix.lower()
     if suffix == ".keras":
         model, spec = model_spec.load_keras(text)
