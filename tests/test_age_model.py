@@ -28,8 +28,16 @@ def labels(n=4, seed=0):
 @pytest.mark.parametrize(
     "backbone", [pytest.param(name, marks=() if name in FAST_BACKBONES else pytest.mark.slow) for name in sorted(BACKBONES)]
 )
-def test_every_backbone_with_every_head(backbone, monkeypatch):
-    """Each age head on the backbone runs forward; the full multi-head model trains one step."""
+def test_every_backbone_with_one_head(backbone):
+    """Every backbone carries a head (the heads only see pooled features, so one head proves the backbone)."""
+    task = build_age_model(backbone, heads.build_head("multi_granularity"), input_size=32, weights=None)
+    ages = keras.ops.convert_to_numpy(task.model(faces(), training=False)["age"])
+    assert ages.shape == (4, 1) and np.all(np.isfinite(ages))
+
+
+def test_every_head_on_one_backbone(monkeypatch):
+    """Each age head runs forward on the fast backbone; the full multi-head model trains one step."""
+    backbone = FAST_BACKBONES[0]
     shared = build_backbone(backbone, 32, weights=None)
     monkeypatch.setattr("ssrnet_tf.models.age_model.build_backbone", lambda *args, **kwargs: shared)
     x = faces()
