@@ -392,18 +392,27 @@ def load_pretrained(
     Returns:
         The reference SSR-Net with the weights loaded.
     """
-    if str(name_or_path) in REGISTRY:
-        path = get_weights_path(
-            str(name_or_path), weights_dir=weights_dir, cache_dir=cache_dir
-        )
-    else:
-        path = pathlib.Path(name_or_path)
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"{path}: no such weights file, and not a registry name "
-                f"({sorted(REGISTRY)})."
-            )
+    path = resolve_weights(name_or_path, weights_dir=weights_dir, cache_dir=cache_dir)
     return load_reference_ssrnet(path, **config_overrides)
+
+
+def resolve_weights(
+    name_or_path: PathLike,
+    *,
+    weights_dir: Optional[PathLike] = None,
+    cache_dir: Optional[PathLike] = None,
+) -> pathlib.Path:
+    """The file of a :data:`REGISTRY` name (found or downloaded, verified) or an existing path.
+
+    Raises:
+        FileNotFoundError: If ``name_or_path`` is neither a registry name nor a file.
+    """
+    if str(name_or_path) in REGISTRY:
+        return get_weights_path(str(name_or_path), weights_dir=weights_dir, cache_dir=cache_dir)
+    path = pathlib.Path(name_or_path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such weights file, and not a registry name ({sorted(REGISTRY)}).")
+    return path
 
 
 # === Models trained by this project, shipped in the package ===

@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import os
-import pathlib
 from typing import Optional
 
 #: Environment variable naming a folder of published ``.h5`` files.
@@ -39,15 +38,10 @@ def load_initial_weights(model, source: str, weights_dir: Optional[str] = None) 
     """
     from ssrnet_tf import pretrained  # pylint: disable=import-outside-toplevel
 
-    if source in pretrained.REGISTRY:
-        path = pretrained.get_weights_path(source, weights_dir=weights_dir or os.environ.get(WEIGHTS_DIR_ENV))
-    else:
-        path = pathlib.Path(source)
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"model.initial_weights: {source!r} is neither a file nor a published weights name "
-                f"({sorted(pretrained.REGISTRY)})."
-            )
+    try:
+        path = pretrained.resolve_weights(source, weights_dir=weights_dir or os.environ.get(WEIGHTS_DIR_ENV))
+    except FileNotFoundError as error:
+        raise FileNotFoundError(f"model.initial_weights: {error}") from None
     if path.suffix == ".h5" and not path.name.endswith(".weights.h5"):
         num_stages = sum(1 for layer in model.layers if layer.name.endswith("_probabilities"))
         pretrained.load_keras2_weights(model, path, pretrained.reference_layer_map(num_stages))
