@@ -49,6 +49,7 @@ def plot_learning_curve(log_csv: PathLike, path: PathLike, title: str = "") -> O
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+    import matplotlib.ticker  # pylint: disable=import-outside-toplevel
 
     rows = read_log(log_csv)
     train = _column(rows, TRAIN_MAE_COLUMNS)
@@ -62,12 +63,13 @@ def plot_learning_curve(log_csv: PathLike, path: PathLike, title: str = "") -> O
     if val is not None:
         axis.plot(epochs, val, marker="o", markersize=3, color="#c33", label="validation MAE")
     axis.set_xlabel("epoch")
+    axis.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     axis.set_ylabel("MAE (years)")
     axis.set_ylim(bottom=0)
     axis.grid(alpha=0.3)
     lines, labels = axis.get_legend_handles_labels()
     rates = _column(rows, ("learning_rate",))
-    if rates is not None and all(rate > 0 for rate in rates):
+    if rates is not None and all(rate > 0 for rate in rates):  # NaN (not recorded) fails too
         rate_axis = axis.twinx()
         rate_axis.plot(epochs, rates, color="#888", linestyle="--", label="learning rate")
         rate_axis.set_yscale("log")

@@ -81,6 +81,7 @@ class RunLogger(keras.callbacks.Callback):
         self.rows = []
         self.best = math.inf
         self._start = 0.0
+        self._rate = float("nan")
 
     def on_train_begin(self, logs=None):
         done = completed_epochs(self.backup_dir) if self.backup_dir else 0
@@ -94,11 +95,13 @@ class RunLogger(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self._start = time.time()
+        # The rate the epoch trains with (at its end the schedule already points at the next epoch's).
+        self._rate = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
 
     def on_epoch_end(self, epoch, logs=None):
         logs = dict(logs or {})
         row = {"epoch": epoch, "seconds": round(time.time() - self._start, 2)}
-        row["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        row["learning_rate"] = self._rate
         row.update({key: float(value) for key, value in sorted(logs.items()) if key != "learning_rate"})
         self.rows.append(row)
         self._write_csv()
