@@ -26,15 +26,30 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    """Entry point of the ``ssrnet-tf`` console script."""
+    """Entry point of the ``ssrnet-tf`` console script.
+
+    A refused or failed command prints one line and returns its
+    :class:`ssrnet_tf.errors.ExitCode`; ``--debug`` (anywhere on the command
+    line) or ``SSRNET_TF_DEBUG=1`` shows the traceback instead.
+    """
+    from ssrnet_tf import errors  # pylint: disable=import-outside-toplevel
+
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv or errors.debug_enabled()
+    argv = [a for a in argv if a != "--debug"]
+    parser = build_parser()
+    parser.add_argument("--debug", action="store_true", help=f"show tracebacks of errors [${errors.DEBUG_ENV}=1]")
     try:
-        return args.handler(args)
-    except (FileNotFoundError, KeyError, ValueError, OSError) as error:
-        message = error.args[0] if isinstance(error, KeyError) and error.args else error
-        print(f"ssrnet-tf {args.command}: error: {message}", file=sys.stderr)
-        return 2
+        args = parser.parse_args(argv)
+        return int(args.handler(args) or 0)
+    except (KeyboardInterrupt, Exception) as error:  # pylint: disable=broad-except  # one line and an exit code
+        if debug:
+            raise
+        code, message = errors.classify(error)
+    command = argv[0] if argv and not argv[0].startswith("-") else ""
+    print(f"ssrnet-tf{' ' + command if command else ''}: error: {message}", file=sys.stderr)
+    return int(code)
 
 
 if __name__ == "__main__":

@@ -145,18 +145,25 @@ def load_keras(path: PathLike):
 
     Raises:
         FileNotFoundError: If ``path`` does not exist.
-        ValueError: If it is not a ``.keras`` archive.
+        ssrnet_tf.errors.ModelLoadError: If it is not a loadable ``.keras``
+            archive (broken, truncated, or refused by Keras' safe mode),
+            naming the file.
     """
     import keras  # pylint: disable=import-outside-toplevel
 
     from ssrnet_tf.custom_objects import register_all  # pylint: disable=import-outside-toplevel
+    from ssrnet_tf.errors import ModelLoadError, one_line  # pylint: disable=import-outside-toplevel
 
     path = pathlib.Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: model file not found.")
     register_all()
-    spec = read_keras_spec(path)
-    return keras.saving.load_model(path), spec
+    try:
+        spec = read_keras_spec(path)
+        return keras.saving.load_model(path), spec
+    except Exception as error:  # pylint: disable=broad-except  # Keras raises many kinds; name the file
+        raise ModelLoadError(f"{path}: not a loadable .keras model ({type(error).__name__}: "
+                             f"{one_line(error, 300)})") from error
 
 
 def _schema():

@@ -155,7 +155,9 @@ def test_folder_of_good_and_bad_images(models, face_paths, tmp_path, capsys):
     assert 12000 < (x1 + x2) / 2 < 14400 and 5000 < (y1 + y2) / 2 < 7400 and x2 - x1 > 1200
 
     assert summary["images"] == 9 and summary["errors"] == 2 and summary["no_face"] == 2
-    assert summary["with_faces"] == 5 and summary["skipped_files"] == [str(folder / "notes.txt")]
+    assert summary["with_faces"] == 5 and summary["skipped_files"] == [
+        {"path": str(folder / "notes.txt"), "reason": "not an image file name (suffix .txt; images are "
+         ".jpg, .jpeg, .jpe, .png, .bmp, .webp, .tif, .tiff, .pgm, .ppm, .pbm, .jp2)"}]
 
 
 def test_keras_and_tflite_give_the_same_ages(models, face_paths, tmp_path):

@@ -11,11 +11,13 @@ Output (stdout), one JSON object per line:
    ``"faces": []`` and a ``"reason"``; unusable file: an ``"error"``.
    ``"notes"`` tell how the file was decoded (EXIF rotation, reduced-size
    decoding of huge images, grayscale, alpha).
-3. ``{"summary": {...}}``: counts, and the files skipped for not having an
-   image suffix.
+3. ``{"summary": {...}}``: counts, and every entry of the input folders
+   not used, with the reason (``skipped_files``: ``{"path", "reason"}``).
 
 Bad images never stop the run; the exit status is 0 once every image has
-its line (2 if the model itself cannot be loaded).
+its line and at least one face was found, 7 (``ExitCode.NO_RESULT``) when
+no input produced a face, and another non-zero code of
+:class:`ssrnet_tf.errors.ExitCode` if the model itself cannot be loaded.
 """
 
 from __future__ import annotations
@@ -30,27 +32,26 @@ from typing import List, Tuple
 from ssrnet_tf.commands.common import WEIGHTS_DIR_ENV
 
 
-def collect_images(inputs: List[str]) -> Tuple[List[Tuple[pathlib.Path, pathlib.Path]], List[str]]:
-    """``([(image, path relative to its input), ...], skipped_files)``.
+def collect_images(inputs: List[str]) -> Tuple[List[Tuple[pathlib.Path, pathlib.Path]], List[dict]]:
+    """``([(image, path relative to its input), ...], skipped)``.
 
     Folders are searched recursively for files with an image suffix, in
-    sorted order; other files are returned as skipped. A file named
-    directly is always used, whatever its suffix (missing ones too, so they
-    get an error line).
+    sorted order; every other entry met (other files, hidden ones, broken
+    links, link loops, unsupported formats) is returned in ``skipped`` as
+    ``{"path", "reason"}`` (:func:`ssrnet_tf.data.folder_walk.walk_images`).
+    A file named directly is always used, whatever its suffix (missing ones
+    too, so they get an error line).
     """
+    from ssrnet_tf.data.folder_walk import walk_images  # pylint: disable=import-outside-toplevel
     from ssrnet_tf.faces.loaded_image import IMAGE_SUFFIXES  # pylint: disable=import-outside-toplevel
 
     images, skipped = [], []
     for text in inputs:
         root = pathlib.Path(text)
         if root.is_dir():
-            for path in sorted(p for p in root.rglob("*") if p.is_file()):
-                if path.name.startswith("."):
-                    continue
-                if path.suffix.lower() in IMAGE_SUFFIXES:
-                    images.append((path, path.relative_to(root)))
-                else:
-                    skipped.append(str(path))
+            walk = walk_images(root, IMAGE_SUFFIXES)
+            images += [(path, path.relative_to(root)) for path in walk.files]
+            skipped += walk.skipped
         else:
             images.append((root, pathlib.Path(root.name)))
     return images, skipped
@@ -82,6 +83,12 @@ def run(args: argparse.Namespace) -> int:
         counts["no_face"] += "reason" in record
         print(json.dumps(record), file=out, flush=True)
     print(json.dumps({"summary": {**counts, "skipped_files": skipped}}), file=out, flush=True)
+    if counts["faces"] == 0:
+        from ssrnet_tf.errors import ExitCode  # pylint: disable=import-outside-toplevel
+
+        print(f"ssrnet-tf predict: error: no face found in any of {len(images)} images "
+              f"({counts['errors']} unusable, {counts['no_face']} without a face)", file=sys.stderr)
+        return int(ExitCode.NO_RESULT)
     return 0
 
 

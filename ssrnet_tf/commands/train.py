@@ -13,7 +13,7 @@ def run(args: argparse.Namespace) -> int:
     if args.print_config:
         print(config.to_yaml())
         return 0
-    trainer.train(config, resume=args.resume, verbose=args.verbose)
+    trainer.train(config, resume=args.resume, verbose=args.verbose, overrides=args.overrides)
     return 0
 
 

@@ -26,6 +26,7 @@ from typing import Dict, List, Optional, Union
 import numpy as np
 
 from ssrnet_tf.data import sample_table
+from ssrnet_tf.data.label_ranges import age_problem
 from ssrnet_tf.utils import atomic
 
 logger = logging.getLogger(__name__)
@@ -104,7 +105,8 @@ def read_csv_table(
 ) -> sample_table.SampleTable:
     """Reads a generic ``path,age[,gender,race,subject,split]`` CSV.
 
-    Rows whose age cannot be read are skipped, logged with their file and
+    Rows whose age cannot be read or is implausible (outside the generic
+    range of :mod:`ssrnet_tf.data.label_ranges`) are skipped, logged with their file and
     listed in ``report["skipped"]``; a gender or race that is present but
     unrecognised becomes -1 and is counted in ``report["invalid_gender"]`` /
     ``report["invalid_race"]``.
@@ -135,6 +137,9 @@ def read_csv_table(
         path = _resolve(root, row["path"])
         try:
             age = parse_age(row["age"])
+            problem = age_problem(age, None)
+            if problem is not None:
+                raise ValueError(problem)
         except ValueError as error:
             sample_table.skip(report, path, f"{error} ({csv_path.name} line {line})")
             continue

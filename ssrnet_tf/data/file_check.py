@@ -149,7 +149,9 @@ def _decode_problems(paths: List[str]) -> Dict[str, Optional[str]]:
         return index, tf.reduce_min(tf.shape(image)[:2])  # uses the decoded image, so it runs
 
     dataset = (
-        tf.data.Dataset.from_tensor_slices((paths, tf.range(len(paths))))
+        # Raw bytes, so that file names that are not valid UTF-8 are read too.
+        tf.data.Dataset.from_tensor_slices((tf.constant([os.fsencode(p) for p in paths], dtype=tf.string),
+                                            tf.range(len(paths))))
         .map(decodable, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
         .ignore_errors()
         .batch(1024)
@@ -163,7 +165,7 @@ def _decode_problems(paths: List[str]) -> Dict[str, Optional[str]]:
             problems[path] = None if decoded[index] > 0 else "not decodable: image has no pixels"
             continue
         try:
-            decode.decode_bgr(tf.io.read_file(path))
+            decode.decode_bgr(tf.io.read_file(os.fsencode(path)))
             problems[path] = "not decodable (failed in the parallel pass only)"
         except (tf.errors.OpError, ValueError) as error:
             problems[path] = f"not decodable: {_short_message(error)}"

@@ -298,7 +298,7 @@ def make_dataset(
     report.log()
     report.write()
 
-    paths = tf.constant(good.path)
+    paths = tf.constant([os.fsencode(p) for p in good.path.tolist()], dtype=tf.string)  # raw bytes: any file name
 
     def decoded(indices: tf.data.Dataset) -> tf.data.Dataset:
         """indices -> (uint8 image, index), failures skipped but counted."""

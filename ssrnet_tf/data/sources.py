@@ -14,7 +14,7 @@ import importlib
 import os
 from typing import Dict, Union
 
-from ssrnet_tf.data import sample_table
+from ssrnet_tf.data import label_ranges, sample_table
 
 
 @dataclasses.dataclass(frozen=True)
@@ -140,7 +140,9 @@ def read_dataset(name: str, path: Union[str, os.PathLike], **kwargs) -> sample_t
         **kwargs: Further reader arguments.
 
     Returns:
-        The reader's :class:`SampleTable`.
+        The reader's :class:`SampleTable`, without rows whose age is
+        outside the dataset's plausible range (reported in its
+        ``report["skipped"]``, see :mod:`ssrnet_tf.data.label_ranges`).
 
     Raises:
         KeyError: If ``name`` is unknown.
@@ -151,7 +153,7 @@ def read_dataset(name: str, path: Union[str, os.PathLike], **kwargs) -> sample_t
         raise FileNotFoundError(f"{path} not found. {download_instructions(name)}")
     if name == "megaage_asian":
         kwargs.setdefault("name", "megaage_asian")
-    return source.load_reader()(path, **kwargs)
+    return label_ranges.drop_implausible(source.load_reader()(path, **kwargs), name)
 
 
 def _source(name: str) -> DatasetSource:

@@ -50,8 +50,11 @@ def parse_utkface_filename(name: str) -> Tuple[int, Optional[int], Optional[int]
         third field is the date).
 
     Raises:
-        ValueError: If not even the age can be read.
+        ValueError: If not even the age can be read, or it is outside
+            UTKFace's 0-116 (:mod:`ssrnet_tf.data.label_ranges`).
     """
+    from ssrnet_tf.data.label_ranges import age_problem  # pylint: disable=import-outside-toplevel
+
     fields = pathlib.Path(name).name.split("_")
     try:
         age = int(fields[0])
@@ -59,6 +62,9 @@ def parse_utkface_filename(name: str) -> Tuple[int, Optional[int], Optional[int]
         raise ValueError(f"{name}: no integer age before the first '_'.") from None
     if age < 0:
         raise ValueError(f"{name}: negative age {age}.")
+    problem = age_problem(age, "utkface")
+    if problem is not None:
+        raise ValueError(f"{name}: {problem}.")
 
     def code(index: int, valid: range) -> Optional[int]:
         # A date field (17 digits) in the race position is not a race code.
@@ -80,27 +86,33 @@ def list_utkface(directory: Union[str, os.PathLike]):
 
     Returns:
         ``(records, report)``: the :class:`UTKFaceRecord` list sorted by
-        file name, and a dict counting ``skipped`` (no readable age; these
-        names are in ``skipped_names``), ``missing_gender`` and
-        ``missing_race``.
+        file name, and a dict counting ``skipped`` (no readable or plausible
+        age; these names are in ``skipped_names``), ``missing_gender`` and
+        ``missing_race``; ``other_entries`` lists every other entry of the
+        folder (sub-folders, hidden files, links, other formats) as
+        ``{"path", "reason"}`` (:func:`ssrnet_tf.data.folder_walk.walk_images`),
+        ``label_problems`` the reason of each skipped name.
 
     Raises:
         FileNotFoundError: If ``directory`` does not exist.
     """
-    root = pathlib.Path(directory)
-    if not root.is_dir():
-        raise FileNotFoundError(f"{root}: UTKFace folder not found.")
+    from ssrnet_tf.data.folder_walk import display_path, walk_images  # pylint: disable=import-outside-toplevel
+
+    walk = walk_images(directory, IMAGE_SUFFIXES, recursive=False, what="UTKFace folder")
     records: List[UTKFaceRecord] = []
-    report = {"skipped": 0, "skipped_names": [], "missing_gender": 0, "missing_race": 0}
-    for path in sorted(root.iterdir()):
-        if path.suffix.lower() not in IMAGE_SUFFIXES:
-            continue
+    report = {"skipped": 0, "skipped_names": [], "label_problems": [], "missing_gender": 0, "missing_race": 0,
+              "other_entries": walk.skipped}
+    for entry in walk.skipped:
+        logger.warning("skipping %s: %s", entry["path"], entry["reason"])
+    for path in walk.files:
         try:
             age, gender, race = parse_utkface_filename(path.name)
         except ValueError as error:
             report["skipped"] += 1
             report["skipped_names"].append(path.name)
-            logger.warning("skipping %s", error)
+            reason = str(error)[len(path.name) + 2:].rstrip(".")
+            report["label_problems"].append({"path": display_path(path), "reason": reason})
+            logger.warning("skipping %s: %s", display_path(path), reason)
             continue
         report["missing_gender"] += gender is None
         report["missing_race"] += race is None
@@ -171,7 +183,9 @@ def read_utkface(directory: Union[str, os.PathLike]):
 
     Malformed names keep their age; the missing field is -1 in the table and
     named in ``report["missing_labels"]`` (``{"path", "missing"}`` per file).
-    Names without a readable age are in ``report["skipped"]``.
+    Names without a readable or plausible age, and every other entry of the
+    folder (sub-folders, hidden files, links, other formats), are in
+    ``report["skipped"]`` with the reason.
 
     Args:
         directory: Folder of UTKFace images (non-recursive).
@@ -187,10 +201,7 @@ def read_utkface(directory: Union[str, os.PathLike]):
     report = {
         "dataset": "utkface",
         "source": str(directory),
-        "skipped": [
-            {"path": str(pathlib.Path(directory) / name), "reason": "no integer age before the first '_'"}
-            for name in listing["skipped_names"]
-        ],
+        "skipped": listing["label_problems"] + listing["other_entries"],
         "missing_gender": listing["missing_gender"],
         "missing_race": listing["missing_race"],
         "missing_labels": [

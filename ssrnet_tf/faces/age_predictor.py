@@ -209,7 +209,9 @@ class AgePredictor:
             face was found, ``"error"`` when the file could not be used, and
             ``"notes"`` on how it was decoded.
         """
-        record: Dict = {"image": str(path)}
+        from ssrnet_tf.data.folder_walk import display_path  # pylint: disable=import-outside-toplevel
+
+        record: Dict = {"image": display_path(path)}
         try:
             options = {} if self.max_pixels is None else {"max_pixels": self.max_pixels}
             loaded = load_image(path, **options)

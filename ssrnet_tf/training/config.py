@@ -10,10 +10,14 @@ field can be overridden on the command line as ``section.field=value``
 from __future__ import annotations
 
 import dataclasses
+import math
 import pathlib
+import typing
 from typing import Any, Dict, List, Optional, Sequence
 
 import yaml
+
+from ssrnet_tf.errors import ConfigError
 
 
 @dataclasses.dataclass
@@ -247,6 +251,12 @@ class ExperimentConfig:
     stage_two: StageTwoConfig = dataclasses.field(default_factory=StageTwoConfig)
 
     def __post_init__(self):
+        for key, cls in _SECTIONS.items():
+            section = getattr(self, key)
+            for field in dataclasses.fields(cls):
+                setattr(section, field.name, check_value(f"{key}.{field.name}", getattr(section, field.name),
+                                                         _hints(cls)[field.name]))
+        self.name = check_value("name", self.name, str)
         if self.stage_two.enabled:
             if self.model.architecture != "backbone":
                 raise ValueError("stage_two needs model.architecture 'backbone' (an age head with a classifier).")
@@ -262,6 +272,163 @@ class ExperimentConfig:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
 
+# Allowed values beyond the type: (test, description of what is allowed).
+def _choices(*allowed):
+    return (lambda v: v in allowed), "one of " + ", ".join(repr(a) for a in allowed)
+
+
+def _at_least(low):
+    return (lambda v: v >= low), f">= {low}"
+
+
+def _between(low, high):
+    return (lambda v: low <= v < high), f"in [{low}, {high})"
+
+
+def _positive():
+    return (lambda v: v > 0), "> 0"
+
+
+def _each(rule):
+    test, text = rule
+    return (lambda values: all(test(v) for v in values)), f"each {text}"
+
+
+_RULES = {
+    "model.architecture": _choices("ssrnet", "backbone"),
+    "model.input_size": _at_least(8),
+    "model.alpha": _positive(),
+    "model.dropout": _between(0.0, 1.0),
+    "model.batch_norm_momentum": _between(0.0, 1.0),
+    "data.split_seed": _at_least(0),
+    "data.test_fraction": ((lambda v: 0.0 < v < 1.0), "in (0, 1)"),
+    "data.val_fraction": _between(0.0, 1.0),
+    "data.limit": _at_least(1),
+    "data.batch_size": _at_least(1),
+    "optimizer.name": _choices("adam", "adamw", "sgd"),
+    "optimizer.learning_rate": _positive(),
+    "optimizer.weight_decay": _at_least(0.0),
+    "optimizer.momentum": _between(0.0, 1.0),
+    "schedule.kind": _choices("constant", "step", "plateau", "one_cycle"),
+    "schedule.milestones": _each(_at_least(1)),
+    "schedule.factor": ((lambda v: 0.0 < v <= 1.0), "in (0, 1]"),
+    "schedule.patience": _at_least(1),
+    "schedule.warmup_fraction": _between(0.0, 1.0),
+    "schedule.final_div": _at_least(1.0),
+    "run.epochs": _at_least(1),
+    "run.seed": _at_least(0),
+    "run.strategy": _choices("auto", "default", "mirrored", "tpu"),
+    "run.mixed_precision": _choices("auto", "on", "off"),
+    "run.steps_per_epoch": _at_least(1),
+    "stage_two.epochs": _at_least(1),
+    "stage_two.learning_rate": _positive(),
+    "stage_two.optimizer": _choices("adam", "adamw", "sgd"),
+    "stage_two.class_bin_width": _positive(),
+    "stage_two.steps_per_epoch": _at_least(1),
+}
+
+
+def _hints(cls) -> Dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _type_name(hint) -> str:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is typing.Union:
+        names = [_type_name(a) for a in args if a is not type(None)]
+        return ("null or " if type(None) in args else "") + " or ".join(names)
+    if origin in (list, List):
+        inner = {int: "integers", float: "numbers", str: "strings"}.get(args[0] if args else None, "entries")
+        return f"a list of {inner}"
+    if origin in (dict, Dict):
+        return "a mapping"
+    return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(hint, str(hint))
+
+
+def _coerce(value, hint):
+    """``value`` as type ``hint``, or raises ``TypeError``."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any:
+        return value
+    if origin is typing.Union:
+        if value is None and type(None) in args:
+            return None
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return _coerce(value, arg)
+            except TypeError:
+                continue
+        raise TypeError
+    if origin in (list, List):
+        if not isinstance(value, (list, tuple)):
+            raise TypeError
+        return [_coerce(v, args[0]) if args else v for v in value]
+    if origin in (dict, Dict):
+        if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+            raise TypeError
+        return dict(value)
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        raise TypeError
+    if hint is int:
+        if isinstance(value, bool):
+            raise TypeError
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise TypeError
+    if hint is float:
+        if isinstance(value, bool):
+            raise TypeError
+        if isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot) as a string
+            try:
+                value = float(value)
+            except ValueError:
+                raise TypeError from None
+        if isinstance(value, (int, float)) and math.isfinite(value):
+            return float(value)
+        raise TypeError
+    if hint is str:
+        if isinstance(value, str):
+            return value
+        raise TypeError
+    return value
+
+
+def check_value(key: str, value, hint):
+    """``value`` of config key ``key`` checked against its type and allowed range.
+
+    Args:
+        key: ``section.field``.
+        value: The value read (YAML or override).
+        hint: The field's type annotation.
+
+    Returns:
+        The value, converted where that loses nothing (``3.0`` -> ``3`` for
+        an integer, ``"1e-3"`` -> ``0.001`` for a number).
+
+    Raises:
+        ConfigError: Naming the key, the value and what is allowed.
+    """
+    rule = _RULES.get(key)
+    if rule is not None and rule[1].startswith("one of"):
+        allowed = ("null or " if typing.get_origin(hint) is typing.Union else "") + rule[1]
+    else:
+        allowed = _type_name(hint) + (f" {rule[1]}" if rule else "")
+    if key == "run.mixed_precision" and isinstance(value, bool):  # YAML reads a bare on/off as a boolean
+        value = "on" if value else "off"
+    given = value
+    try:
+        value = _coerce(value, hint)
+    except TypeError:
+        raise ConfigError(f"{key} = {given!r} is not allowed: must be {allowed}.") from None
+    if rule is not None and value is not None and not rule[0](value):
+        raise ConfigError(f"{key} = {given!r} is not allowed: must be {allowed}.")
+    return value
+
+
 _SECTIONS = {
     "model": ModelConfig, "data": DataConfig, "optimizer": OptimizerConfig,
     "schedule": ScheduleConfig, "run": RunConfig, "stage_two": StageTwoConfig,
@@ -269,32 +436,38 @@ _SECTIONS = {
 
 
 def from_dict(values: Dict[str, Any], source: str = "config") -> ExperimentConfig:
-    """Builds an :class:`ExperimentConfig`, rejecting unknown keys.
+    """Builds an :class:`ExperimentConfig`, rejecting unknown keys and bad values.
+
+    Every value is checked against its field's type annotation and allowed
+    range (:func:`check_value`).
 
     Raises:
-        ValueError: Naming the source and the unknown or invalid key.
+        ConfigError: (a ``ValueError``) naming the source, the key, the
+            value and what is allowed.
     """
     values = dict(values or {})
     unknown = sorted(set(values) - set(_SECTIONS) - {"name"})
     if unknown:
-        raise ValueError(f"{source}: unknown sections {unknown}; known: {['name', *_SECTIONS]}.")
+        raise ConfigError(f"{source}: unknown sections {unknown}; known: {['name', *_SECTIONS]}.")
     sections = {}
     for key, cls in _SECTIONS.items():
         section = values.get(key) or {}
         if not isinstance(section, dict):
-            raise ValueError(f"{source}: section '{key}' must be a mapping, got {section!r}.")
+            raise ConfigError(f"{source}: section '{key}' must be a mapping, got {section!r}.")
         fields = {f.name for f in dataclasses.fields(cls)}
         bad = sorted(set(section) - fields)
         if bad:
-            raise ValueError(f"{source}: unknown keys {[f'{key}.{b}' for b in bad]}; known: {sorted(fields)}.")
+            raise ConfigError(f"{source}: unknown keys {[f'{key}.{b}' for b in bad]}; known: {sorted(fields)}.")
         try:
-            sections[key] = cls(**section)
+            hints = _hints(cls)
+            checked = {name: check_value(f"{key}.{name}", value, hints[name]) for name, value in section.items()}
+            sections[key] = cls(**checked)
         except (TypeError, ValueError) as error:
-            raise ValueError(f"{source}: {error}") from None
+            raise ConfigError(f"{source}: {error}") from None
     try:
         return ExperimentConfig(name=values.get("name", "experiment"), **sections)
     except ValueError as error:
-        raise ValueError(f"{source}: {error}") from None
+        raise ConfigError(f"{source}: {error}") from None
 
 
 def apply_overrides(values: Dict[str, Any], overrides: Sequence[str]) -> Dict[str, Any]:
@@ -306,18 +479,24 @@ def apply_overrides(values: Dict[str, Any], overrides: Sequence[str]) -> Dict[st
     values = {k: (dict(v) if isinstance(v, dict) else v) for k, v in (values or {}).items()}
     for override in overrides:
         if "=" not in override:
-            raise ValueError(f"override {override!r} is not of the form section.key=value.")
+            raise ConfigError(f"override {override!r} is not of the form section.key=value.")
         key, raw = override.split("=", 1)
         parts = key.strip().split(".")
-        value = yaml.safe_load(raw)
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            raise ConfigError(f"override {override!r}: the value is not valid YAML.") from None
         if parts == ["name"]:
             values["name"] = value
             continue
         if len(parts) < 2:
-            raise ValueError(f"override {override!r} must name a section, e.g. run.epochs=3.")
-        node = values.setdefault(parts[0], {})
-        for part in parts[1:-1]:
-            node = node.setdefault(part, {})
+            raise ConfigError(f"override {override!r} must name a section, e.g. run.epochs=3.")
+        node = values
+        for part in parts[:-1]:
+            if not isinstance(node.get(part, {}), dict):
+                raise ConfigError(f"override {override!r}: {part!r} is not a section.")
+            node[part] = dict(node.get(part) or {})
+            node = node[part]
         node[parts[-1]] = value
     return values
 
@@ -341,6 +520,32 @@ def load_config(path, overrides: Sequence[str] = ()) -> ExperimentConfig:
     try:
         values = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as error:
-        raise ValueError(f"{path}: not valid YAML ({error}).") from None
+        raise ConfigError(f"{path}: not valid YAML ({error}).") from None
     values.setdefault("name", path.stem)
     return from_dict(apply_overrides(values, overrides), source=str(path))
+
+
+def load_run_config(path, overrides: Sequence[str] = ()) -> ExperimentConfig:
+    """The config stored in a run folder (``config.yaml``), re-validated, with overrides.
+
+    ``--resume`` uses it: a stored value that is no longer allowed (or was
+    edited by hand) is reported like any config error, and the overrides
+    given now are applied before validation, so ``run.epochs=3`` repairs a
+    stored ``run.epochs: three``.
+
+    Raises:
+        ConfigError: Naming the file, the key, the value and what is
+            allowed, and how to correct it.
+    """
+    path = pathlib.Path(path)
+    try:
+        values = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML ({error}).") from None
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path}: must be a mapping of sections, got {values!r}.")
+    try:
+        return from_dict(apply_overrides(values, overrides), source=str(path))
+    except ConfigError as error:
+        raise ConfigError(f"{error} Correct it on the command line (section.key=value) together with --resume, "
+                          "or edit that file.") from None

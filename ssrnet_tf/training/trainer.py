@@ -136,7 +136,7 @@ def build_model(config: config_lib.ExperimentConfig) -> BuiltModel:
     return BuiltModel(task.model, task, task.losses(), task.loss_weights(), task.metrics() or None, spec, task.heads)
 
 
-def _prepare_run_dir(config: config_lib.ExperimentConfig, resume: bool) -> pathlib.Path:
+def _prepare_run_dir(config: config_lib.ExperimentConfig, resume: bool, overrides=()) -> pathlib.Path:
     run_dir = pathlib.Path(config.run.output_dir)
     saved = run_dir / "config.yaml"
     if run_dir.exists() and any(run_dir.iterdir()) and not resume:
@@ -145,7 +145,11 @@ def _prepare_run_dir(config: config_lib.ExperimentConfig, resume: bool) -> pathl
             "or set run.output_dir to a new folder (nothing was overwritten)."
         )
     if resume and saved.is_file():
-        stored = config_lib.from_dict(__import__("yaml").safe_load(saved.read_text()), source=str(saved))
+        run_callbacks.remove_temp_files(run_dir)
+        stored = config_lib.load_run_config(saved, overrides)  # re-validated; overrides repair it
+        if stored.to_yaml() != saved.read_text():
+            atomic_write_bytes(saved, stored.to_yaml().encode())
+            logger.warning("%s: rewritten with the overrides given now (%s)", saved, " ".join(overrides))
         if stored.to_dict() != config.to_dict():
             logger.warning("%s: resuming with the stored config, not the one given now", saved)
         return run_dir
@@ -284,7 +288,7 @@ def _read_summary(run_dir: pathlib.Path) -> Dict:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
-def train(config: config_lib.ExperimentConfig, resume: bool = False, verbose: int = 1) -> Dict:
+def train(config: config_lib.ExperimentConfig, resume: bool = False, verbose: int = 1, overrides=()) -> Dict:
     """Trains ``config`` into ``config.run.output_dir`` and evaluates it.
 
     With ``stage_two.enabled`` the run has two stages (see the module
@@ -296,6 +300,9 @@ def train(config: config_lib.ExperimentConfig, resume: bool = False, verbose: in
             completed epoch (weights, optimizer state and schedule); a
             two-stage run interrupted in stage 2 continues stage 2.
         verbose: Keras progress-bar verbosity.
+        overrides: ``section.key=value`` strings given with ``resume``:
+            applied to the stored ``config.yaml`` (which is re-validated and
+            rewritten), so a stored value can be corrected.
 
     Returns:
         The summary written to ``summary.json``.
@@ -309,11 +316,9 @@ def train(config: config_lib.ExperimentConfig, resume: bool = False, verbose: in
     from ssrnet_tf.data import pipeline  # pylint: disable=import-outside-toplevel
     from ssrnet_tf.model_spec import save_keras  # pylint: disable=import-outside-toplevel
 
-    run_dir = _prepare_run_dir(config, resume)
+    run_dir = _prepare_run_dir(config, resume, overrides)
     if resume and (run_dir / "config.yaml").is_file():
-        import yaml  # pylint: disable=import-outside-toplevel
-
-        config = config_lib.from_dict(yaml.safe_load((run_dir / "config.yaml").read_text()), source="config.yaml")
+        config = config_lib.load_run_config(run_dir / "config.yaml")
     started = time.time()
     two_stage = config.stage_two.enabled
     previous = _read_summary(run_dir) if resume and two_stage else {}
