@@ -18,7 +18,6 @@ import dataclasses
 import json
 import os
 import pathlib
-import tempfile
 import zipfile
 from typing import Dict, Optional, Tuple, Union
 
@@ -116,9 +115,10 @@ def save_keras(model, path: PathLike, spec: ModelSpec) -> pathlib.Path:
     path = pathlib.Path(path)
     if path.suffix != ".keras":
         raise ValueError(f"{path}: the file name must end in .keras.")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
-        tmp_path = pathlib.Path(tmp) / path.name
+    from ssrnet_tf.utils.atomic import temp_dir  # pylint: disable=import-outside-toplevel
+
+    with temp_dir(path) as tmp:
+        tmp_path = tmp / path.name
         model.save(tmp_path)
         with zipfile.ZipFile(tmp_path, "a") as archive:
             archive.writestr(_KERAS_ENTRY, spec.to_json())

@@ -36,7 +36,8 @@ def run(args: argparse.Namespace) -> int:
     print(json.dumps(counts))
     print(f"{counts['crops']} crops of {counts['cropped']}/{counts['photos']} photos in {args.output_dir}/index.csv "
           f"({counts['reused']} already done); no face: {counts['no_face']}, several faces: "
-          f"{counts['several_faces']}, unreadable: {counts['unreadable']}, bad labels: {counts['bad_labels']} "
+          f"{counts['several_faces']}, unreadable: {counts['unreadable']}, bad labels: {counts['bad_labels']}, "
+          f"other files: {counts['skipped_files']} "
           f"(details in {args.output_dir}/report.json)")
     return 0
 

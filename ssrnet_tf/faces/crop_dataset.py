@@ -12,7 +12,8 @@ way. The output folder::
                               ssrnet_tf.data.csv_table.read_csv_table
     OUT/report.json           settings, counts, and every photo with no
                               face, several faces, unreadable data or an
-                              unusable label
+                              unusable label, and every other entry of the
+                              photo folder (skipped_files, with the reason)
     OUT/.prepare/             settings.json and ledger.jsonl, the resume state
 
 Runs are resumable and idempotent: each crop is written atomically (a temp
@@ -35,8 +36,9 @@ import os
 import pathlib
 from typing import Dict, List, Optional, Tuple, Union
 
+from ssrnet_tf.data.folder_walk import display_path
 from ssrnet_tf.faces.loaded_image import IMAGE_SUFFIXES, MAX_PIXELS, ImageReadError, load_image
-from ssrnet_tf.utils.atomic import atomic_write_bytes
+from ssrnet_tf.utils.atomic import atomic_write_bytes, remove_temp_files
 
 PathLike = Union[str, os.PathLike]
 INDEX_COLUMNS = ("path", "age", "gender", "race", "source")
@@ -71,7 +73,8 @@ def _relative(path: pathlib.Path, root: pathlib.Path) -> str:
         return path.name
 
 
-def read_labels(photo_dir: PathLike, labels_csv: Optional[PathLike] = None) -> Tuple[List[LabelledPhoto], List[Dict]]:
+def read_labels(photo_dir: PathLike, labels_csv: Optional[PathLike] = None,
+                skipped_files: Optional[List[Dict]] = None) -> Tuple[List[LabelledPhoto], List[Dict]]:
     """Reads the label table of a photo folder.
 
     Args:
@@ -81,18 +84,26 @@ def read_labels(photo_dir: PathLike, labels_csv: Optional[PathLike] = None) -> T
             :mod:`ssrnet_tf.data.csv_table` reads them); relative paths
             start at ``photo_dir``. ``None``: labels come from UTKFace-style
             file names ``AGE_GENDER_RACE_*.jpg`` of every image under
-            ``photo_dir``.
+            ``photo_dir`` (the age must be in UTKFace's 0-116 and the
+            gender field a 0/1 code, so that ``2023_party.jpg`` or
+            ``5_friends.jpg`` is not read as an age).
+        skipped_files: If given, every entry of the folder walk that is not
+            an image (hidden files, links, other formats...) is appended as
+            ``{"path", "reason"}``.
 
     Returns:
         ``(photos, bad_labels)``; ``bad_labels`` holds one
-        ``{"path", "reason"}`` per row or file name without a usable age,
-        and per repeated path.
+        ``{"path", "reason"}`` per row or file name without a usable or
+        plausible age (:mod:`ssrnet_tf.data.label_ranges`), and per
+        repeated path.
 
     Raises:
         FileNotFoundError: If the folder or the CSV does not exist.
         ValueError: If the CSV header lacks ``path`` or ``age``.
     """
     from ssrnet_tf.data import csv_table, utkface  # pylint: disable=import-outside-toplevel
+    from ssrnet_tf.data.folder_walk import walk_images  # pylint: disable=import-outside-toplevel
+    from ssrnet_tf.data.label_ranges import age_problem  # pylint: disable=import-outside-toplevel
 
     root = pathlib.Path(photo_dir)
     if not root.is_dir():
@@ -110,27 +121,34 @@ def read_labels(photo_dir: PathLike, labels_csv: Optional[PathLike] = None) -> T
             source = source if source.is_absolute() else root / source
             try:
                 age = csv_table.parse_age(row["age"])
+                problem = age_problem(age, None)
+                if problem is not None:
+                    raise ValueError(problem)
             except ValueError as error:
-                bad.append({"path": str(source), "reason": f"{error} ({where})"})
+                bad.append({"path": display_path(source), "reason": f"{error} ({where})"})
                 continue
             photos.append(LabelledPhoto(source, _relative(source, root), age,
                                         csv_table.parse_gender(row.get("gender", "")),
                                         csv_table.parse_race(row.get("race", ""))))
     else:
-        for path in sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES):
-            if any(part.startswith(".") for part in path.relative_to(root).parts):
-                continue
+        walk = walk_images(root, IMAGE_SUFFIXES, what="photo folder")
+        if skipped_files is not None:
+            skipped_files += walk.skipped
+        for path in walk.files:
             try:
                 age, gender, race = utkface.parse_utkface_filename(path.name)
+                if gender is None:
+                    raise ValueError(f"{path.name}: the name is not AGE_GENDER_RACE_* (no 0/1 gender code "
+                                     "after the age); pass --labels for other names.")
             except ValueError as error:
-                bad.append({"path": str(path), "reason": str(error)})
+                bad.append({"path": display_path(path), "reason": str(error)[len(path.name) + 2:].rstrip(".")})
                 continue
             photos.append(LabelledPhoto(path, _relative(path, root), float(age),
                                         -1 if gender is None else gender, -1 if race is None else race))
     unique, seen = [], set()
     for photo in photos:
         if photo.relative in seen:
-            bad.append({"path": str(photo.source), "reason": "listed more than once; the first row is used"})
+            bad.append({"path": display_path(photo.source), "reason": "listed more than once; the first row is used"})
             continue
         seen.add(photo.relative)
         unique.append(photo)
@@ -139,7 +157,7 @@ def read_labels(photo_dir: PathLike, labels_csv: Optional[PathLike] = None) -> T
 
 def _crop_stems(photos: List[LabelledPhoto]) -> Dict[str, str]:
     """Output stem (relative, no suffix) per photo; clashes keep full names."""
-    stems = {p.relative: str(pathlib.PurePosixPath(p.relative).with_suffix("")) for p in photos}
+    stems = {p.relative: _utf8_safe(str(pathlib.PurePosixPath(p.relative).with_suffix(""))) for p in photos}
     counts: Dict[str, int] = {}
     for stem in stems.values():
         counts[stem] = counts.get(stem, 0) + 1
@@ -148,6 +166,11 @@ def _crop_stems(photos: List[LabelledPhoto]) -> Dict[str, str]:
             path = pathlib.PurePosixPath(relative)
             stems[relative] = str(path.with_name(path.name.replace(".", "_")))
     return stems
+
+
+def _utf8_safe(name: str) -> str:
+    """``name`` with bytes that are not UTF-8 replaced by ``_`` (crop names must go into a UTF-8 CSV)."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace").replace("\ufffd", "_")
 
 
 def _stamp(path: pathlib.Path) -> List[int]:
@@ -276,13 +299,13 @@ def prepare_crop_dataset(
     if image_format not in IMAGE_FORMATS:
         raise ValueError(f"image_format must be one of {IMAGE_FORMATS}, got {image_format!r}.")
     output_dir = pathlib.Path(output_dir)
-    photos, bad_labels = read_labels(photo_dir, labels_csv)
+    skipped_files: List[Dict] = []
+    photos, bad_labels = read_labels(photo_dir, labels_csv, skipped_files)
     state_dir = output_dir / _STATE_DIR
     settings = _settings(cropper, image_format, skip_multi_face)
     state_dir.mkdir(parents=True, exist_ok=True)
     _check_settings(state_dir, settings, output_dir)
-    for stale in (output_dir / "images").rglob("*.tmp"):
-        stale.unlink()  # temp files of a run killed mid-write (never in the index)
+    remove_temp_files(output_dir)  # temp files of a run killed mid-write (never in the index)
     ledger_path = state_dir / "ledger.jsonl"
     ledger = _read_ledger(ledger_path)
     stems = _crop_stems(photos)
@@ -299,13 +322,13 @@ def prepare_crop_dataset(
             ledger[photo.relative] = entry
             ledger_file.write(json.dumps(entry) + "\n")
             ledger_file.flush()
-    report = _write_outputs(output_dir, photos, ledger, bad_labels, settings, photo_dir, labels_csv)
+    report = _write_outputs(output_dir, photos, ledger, bad_labels, settings, photo_dir, labels_csv, skipped_files)
     report["counts"]["reused"] = reused
     atomic_write_bytes(output_dir / "report.json", json.dumps(report, indent=2).encode("utf-8"))
     return report
 
 
-def _write_outputs(output_dir, photos, ledger, bad_labels, settings, photo_dir, labels_csv) -> Dict:
+def _write_outputs(output_dir, photos, ledger, bad_labels, settings, photo_dir, labels_csv, skipped_files) -> Dict:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(INDEX_COLUMNS)
@@ -314,26 +337,26 @@ def _write_outputs(output_dir, photos, ledger, bad_labels, settings, photo_dir, 
         "labels": str(labels_csv) if labels_csv is not None else "UTKFace-style file names",
         "settings": settings,
         "counts": {"photos": len(photos), "cropped": 0, "crops": 0, "no_face": 0, "several_faces": 0,
-                   "unreadable": 0, "bad_labels": len(bad_labels)},
-        "no_face": [], "several_faces": [], "unreadable": [], "bad_labels": bad_labels,
+                   "unreadable": 0, "bad_labels": len(bad_labels), "skipped_files": len(skipped_files)},
+        "no_face": [], "several_faces": [], "unreadable": [], "bad_labels": bad_labels, "skipped_files": skipped_files,
     }
     for photo in photos:
         entry = ledger[photo.relative]
         status = entry["status"]
         if status == "unreadable":
-            report["unreadable"].append({"path": str(photo.source), "error": entry.get("error", "")})
+            report["unreadable"].append({"path": display_path(photo.source), "error": entry.get("error", "")})
         elif status == "no_face":
-            report["no_face"].append({"path": str(photo.source), "reason": "no face found"})
+            report["no_face"].append({"path": display_path(photo.source), "reason": "no face found"})
         if entry.get("faces", 0) > 1:
             kept = "none (skip_multi_face)" if status == "several_faces" else entry["crops"]
-            report["several_faces"].append({"path": str(photo.source), "faces": entry["faces"], "kept": kept})
+            report["several_faces"].append({"path": display_path(photo.source), "faces": entry["faces"], "kept": kept})
         if status == "ok":
             report["counts"]["cropped"] += 1
         elif status in ("unreadable", "no_face"):
             report["counts"][status] += 1
         for crop in entry.get("crops", []):
             writer.writerow([crop, f"{photo.age:g}", "" if photo.gender < 0 else photo.gender,
-                             "" if photo.race < 0 else photo.race, photo.relative])
+                             "" if photo.race < 0 else photo.race, display_path(photo.relative)])
             report["counts"]["crops"] += 1
     report["counts"]["several_faces"] = len(report["several_faces"])
     atomic_write_bytes(output_dir / "index.csv", buffer.getvalue().encode("utf-8"))

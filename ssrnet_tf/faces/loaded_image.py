@@ -124,8 +124,10 @@ def _to_bgr_uint8(image: np.ndarray, notes: List[str]) -> np.ndarray:
         notes.append(f"{image.dtype} pixels reduced to 8 bits")
         if image.dtype == np.uint16:
             image = (image >> 8).astype(np.uint8)
-        else:
-            image = np.clip(image.astype(np.float32) * (255.0 if image.dtype.kind == "f" else 1.0), 0, 255).astype(np.uint8)
+        else:  # float images in 0-1 (the usual convention) are scaled to 0-255; others are clipped
+            values = np.nan_to_num(image.astype(np.float32))
+            unit = image.dtype.kind == "f" and float(values.max(initial=0.0)) <= 1.0
+            image = np.clip(values * (255.0 if unit else 1.0), 0, 255).astype(np.uint8)
     if image.ndim == 2:
         return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
     channels = image.shape[2]
@@ -166,6 +168,7 @@ def load_image(
     """
     import cv2  # pylint: disable=import-outside-toplevel
 
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # failures are reported, not warned about
     path = pathlib.Path(path)
     if not path.is_file():
         raise ImageReadError(f"{path}: file not found.")
@@ -203,8 +206,13 @@ def load_image(
             notes.append(f"EXIF orientation {header.orientation} applied")
     else:
         image = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    if image is None:  # e.g. a 32-bit float TIFF, which only the depth-keeping decode reads
+        image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+        if image is not None:
+            image = _apply_orientation(_to_bgr_uint8(image, notes), header.orientation if header else 1)
     if image is None:
-        raise ImageReadError(f"{path}: not a decodable image ({data.size} bytes).")
+        kind = f"{header.format} image (mode {header.mode}) that OpenCV cannot decode" if header else "decodable image"
+        raise ImageReadError(f"{path}: not a {kind} ({data.size} bytes).")
     image = _to_bgr_uint8(image, notes)
     height, width = image.shape[:2]
     original = (width * reduction, height * reduction)

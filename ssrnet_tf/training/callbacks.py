@@ -2,10 +2,26 @@
 
 Every file is written to a temporary name and renamed into place, so a
 ``SIGKILL`` at any moment leaves either the previous or the new version,
-never half of one. The backup (weights + optimizer state + epoch) is
-written before the epoch's log row and checkpoints, so a resumed run
-continues from the last epoch whose backup completed and rewrites the log
-from there: the CSV log stays continuous.
+never half of one. At the end of epoch ``N`` the writes happen in this
+order (the :class:`RunLogger` comes before the backup in the callback
+list):
+
+1. ``log.csv`` with the row of epoch ``N``;
+2. ``last.keras``;
+3. if epoch ``N`` is the best so far: ``best.pending.keras`` and
+   ``best.pending.json`` (its epoch and monitored value);
+4. the backup: weights + optimizer state, then ``training_metadata.json``
+   recording ``N + 1`` completed epochs. **This is the commit.**
+5. at the next epoch's start (or the end of training) the pending best
+   model is renamed to ``best.keras`` / ``best.json``.
+
+On resume, the backup's epoch count decides: log rows of later epochs are
+dropped (their epoch is trained again), a pending best of a committed epoch
+is renamed into place, one of an uncommitted epoch is deleted. So a kill
+at any instant loses no completed epoch's row, the log has every epoch
+exactly once, and ``best.keras`` is always the model of the best logged
+value. Temporary files of killed writes are removed on resume and at the
+end of a run (:func:`remove_temp_files`).
 """
 
 from __future__ import annotations
@@ -16,12 +32,36 @@ import json
 import math
 import os
 import pathlib
+import shutil
 import tempfile
 import time
 
 import keras
 
+from ssrnet_tf.utils import atomic
 from ssrnet_tf.utils.atomic import atomic_write_bytes
+
+BEST, BEST_INFO = "best.keras", "best.json"
+PENDING, PENDING_INFO = "best.pending.keras", "best.pending.json"
+
+
+def remove_temp_files(run_dir) -> list:
+    """Removes what killed writes left in a run folder.
+
+    That is the temporary files of :mod:`ssrnet_tf.utils.atomic` and of the
+    backup, and ``tmp*/`` folders holding only ``.keras`` files (left by
+    earlier versions' checkpoint saving).
+
+    Returns:
+        The paths removed.
+    """
+    run_dir = pathlib.Path(run_dir)
+    removed = atomic.remove_temp_files(run_dir)
+    for folder in run_dir.rglob("tmp*"):
+        if folder.is_dir() and all(p.suffix == ".keras" for p in folder.iterdir()):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
 
 
 class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
@@ -39,7 +79,7 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
     def _save_model(self):
         directory = pathlib.Path(self.backup_dir)
         directory.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=directory, suffix=".weights.h5")
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=atomic.temp_prefix("weights"), suffix=".tmp.weights.h5")
         os.close(fd)
         try:
             self.model.save_weights(tmp, overwrite=True)
@@ -62,13 +102,16 @@ def completed_epochs(backup_dir) -> int:
 class RunLogger(keras.callbacks.Callback):
     """CSV log, best/last ``.keras`` checkpoints and a one-line epoch summary.
 
+    Must come *before* :class:`AtomicBackupAndRestore` in the callback
+    list (see the module docstring for the write order).
+
     Args:
         run_dir: The run folder.
         spec: :class:`ssrnet_tf.model_spec.ModelSpec` saved with checkpoints.
         monitor: Metric deciding the best checkpoint (lower is better).
         backup_dir: Folder of the :class:`AtomicBackupAndRestore` backup;
-            log rows of epochs after its last completed one are dropped on
-            resume.
+            log rows and a pending best model of epochs after its last
+            completed one are dropped on resume.
     """
 
     def __init__(self, run_dir, spec, monitor: str = "val_loss", backup_dir=None):
@@ -85,6 +128,8 @@ class RunLogger(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         done = completed_epochs(self.backup_dir) if self.backup_dir else 0
+        remove_temp_files(self.run_dir)
+        self._settle_pending(done)
         if self.csv_path.is_file():
             with open(self.csv_path, newline="") as handle:
                 self.rows = [row for row in csv.DictReader(handle) if int(row["epoch"]) < done]
@@ -94,31 +139,52 @@ class RunLogger(keras.callbacks.Callback):
                 self.best = min(self.best, float(value))
 
     def on_epoch_begin(self, epoch, logs=None):
+        self._settle_pending(epoch)  # the backup of every earlier epoch is complete
         self._start = time.time()
         # The rate the epoch trains with (at its end the schedule already points at the next epoch's).
         self._rate = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
 
     def on_epoch_end(self, epoch, logs=None):
+        from ssrnet_tf.model_spec import save_keras  # pylint: disable=import-outside-toplevel
+
         logs = dict(logs or {})
         row = {"epoch": epoch, "seconds": round(time.time() - self._start, 2)}
         row["learning_rate"] = self._rate
         row.update({key: float(value) for key, value in sorted(logs.items()) if key != "learning_rate"})
         self.rows.append(row)
         self._write_csv()
-        from ssrnet_tf.model_spec import save_keras  # pylint: disable=import-outside-toplevel
-
         save_keras(self.model, self.run_dir / "last.keras", self.spec)
         value = logs.get(self.monitor)
         improved = value is not None and value < self.best
         if improved:
             self.best = value
-            save_keras(self.model, self.run_dir / "best.keras", self.spec)
+            save_keras(self.model, self.run_dir / PENDING, self.spec)
+            atomic_write_bytes(self.run_dir / PENDING_INFO,
+                               json.dumps({"epoch": epoch, self.monitor: float(value)}).encode())
         mae = next((logs[k] for k in ("val_age_mae", "val_mae", "val_loss") if k in logs), None)
         summary = f"epoch {epoch + 1}: loss {logs.get('loss', float('nan')):.4f}"
         if mae is not None:
             summary += f" | validation MAE {mae:.3f}"
         summary += f" | lr {row['learning_rate']:.2e} | {row['seconds']:.0f}s" + (" | best" if improved else "")
         print(summary, flush=True)
+
+    def on_train_end(self, logs=None):
+        self._settle_pending(math.inf)
+
+    def _settle_pending(self, done) -> None:
+        """Renames a pending best model of a committed epoch (< ``done``) into place, else deletes it."""
+        pending, info = self.run_dir / PENDING, self.run_dir / PENDING_INFO
+        if not info.is_file():
+            pending.unlink(missing_ok=True)  # its info was never written: an uncommitted epoch
+            return
+        epoch = json.loads(info.read_text())["epoch"]
+        if epoch < done:
+            if pending.is_file():
+                os.replace(pending, self.run_dir / BEST)
+            os.replace(info, self.run_dir / BEST_INFO)
+        else:
+            pending.unlink(missing_ok=True)
+            info.unlink(missing_ok=True)
 
     def _write_csv(self):
         fields = []

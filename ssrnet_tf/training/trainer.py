@@ -5,11 +5,13 @@ A run folder holds everything (``run.output_dir``)::
     config.yaml          the resolved experiment config
     split.json           the seeded train/val/test split (reused on resume)
     input_report_*.json  what each input pipeline read, skipped and used
-    backup/              weights + optimizer state + epoch, for --resume
+    backup/              weights + optimizer state + epoch, for --resume (the
+                         commit of each epoch: see ssrnet_tf.training.callbacks)
     log.csv              one row per epoch (continuous across resumes)
     tensorboard/         TensorBoard logs
     last.keras           the model after the last completed epoch
     best.keras           the model with the best validation loss
+    best.json            its epoch and validation loss
     model.keras          the final model (with its ModelSpec inside)
     evaluation/          the final model's report on the test split
     summary.json         epochs, wall time, validation and held-out test MAE
@@ -240,9 +242,9 @@ def _fit(built: BuiltModel, run_dir: pathlib.Path, train_data, train_report, val
     backup_dir = run_dir / "backup"
     # Precise BN first: validation and every file saved below see the recalibrated statistics.
     callback_list = [] if precise_bn_images is None else [precise_batch_norm.PreciseBatchNormCallback(precise_bn_images)]
-    callback_list += [
-        run_callbacks.AtomicBackupAndRestore(backup_dir),
+    callback_list += [  # the logger writes log.csv and the best model before the backup commits the epoch
         run_callbacks.RunLogger(run_dir, built.spec, monitor=monitor, backup_dir=backup_dir),
+        run_callbacks.AtomicBackupAndRestore(backup_dir),
         keras.callbacks.TensorBoard(str(run_dir / "tensorboard")),
         pipeline.InputReportCallback(train_report),
     ]
@@ -325,6 +327,9 @@ def train(config: config_lib.ExperimentConfig, resume: bool = False, verbose: in
     if "stage2" in previous:
         print(f"{config.name}: both stages are done; nothing to resume in {run_dir}")
         return previous
+    if resume and not two_stage and (run_dir / "summary.json").is_file():
+        print(f"{config.name}: the run is done (summary.json); nothing to resume in {run_dir}")
+        return _read_summary(run_dir)
     keras.utils.set_random_seed(config.run.seed)
     policy = strategy_lib.configure_mixed_precision(config.run.mixed_precision)
     strategy = strategy_lib.choose_strategy(config.run.strategy)
@@ -373,6 +378,7 @@ def train(config: config_lib.ExperimentConfig, resume: bool = False, verbose: in
             summary["stage1"] = stage_one
         _write_summary(run_dir, summary)
         shutil.rmtree(run_dir / "backup", ignore_errors=True)
+        run_callbacks.remove_temp_files(run_dir)
         stage = "stage 1: " if two_stage else ""
         print(f"{config.name}: {stage}test MAE {results['test_mae']:.3f} years on {results['test_faces']} held-out faces; "
               f"run folder {run_dir}")
@@ -389,6 +395,7 @@ def train(config: config_lib.ExperimentConfig, resume: bool = False, verbose: in
     })
     _write_summary(run_dir, summary)
     shutil.rmtree(run_dir / "stage2" / "backup", ignore_errors=True)
+    run_callbacks.remove_temp_files(run_dir)
     print(f"{config.name}: stage 2: test MAE {summary['test_mae']:.3f} years (stage 1: {stage_one['test_mae']:.3f}) "
           f"on {summary['test_faces']} held-out faces; run folder {run_dir}")
     return summary
