@@ -6,6 +6,7 @@ import sys
 import pytest
 
 from ssrnet_tf import cli
+from ssrnet_tf.errors import ExitCode
 from ssrnet_tf.faces import synthetic_face
 
 
@@ -18,7 +19,7 @@ def test_weights_lists_the_registry(capsys):
 
 def test_unknown_weights_is_a_clear_error(capsys, tmp_path):
     code = cli.main(["demo", "--weights", str(tmp_path / "missing.h5"), "--output-dir", str(tmp_path)])
-    assert code == 2
+    assert code == ExitCode.NOT_FOUND
     assert "missing.h5" in capsys.readouterr().err
 
 

@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 from ssrnet_tf import cli, model_spec, pretrained
+from ssrnet_tf.errors import ExitCode
 from ssrnet_tf.export import convert_to_tflite
 from ssrnet_tf.faces import (
     UTKFACE_MARGIN,
@@ -224,4 +225,4 @@ def test_published_weights_by_name(reference_dir, face_paths, capsys):
 
 def test_missing_model_is_a_clear_error(tmp_path, capsys):
     code = cli.main(["predict", str(tmp_path), "--model", str(tmp_path / "nope.keras")])
-    assert code == 2 and "nope.keras" in capsys.readouterr().err
+    assert code == ExitCode.NOT_FOUND and "nope.keras" in capsys.readouterr().err

@@ -134,6 +134,10 @@ def run(args: argparse.Namespace) -> int:
         for path in paths:
             if not path.is_file():
                 raise FileNotFoundError(f"{path}: model file not found.")
+            if path.suffix == ".keras":  # refused here, with the file named, rather than in a worker process
+                from ssrnet_tf.model_spec import load_keras  # pylint: disable=import-outside-toplevel
+
+                load_keras(path)
     else:
         paths, params = _default_models(args, output_dir)
     options = {"threads": args.threads, "batches": args.batches, "runs": args.runs,

@@ -15,6 +15,9 @@ def run(args: argparse.Namespace) -> int:
     report = evaluate_predictions(y_true, y_pred, args.output_dir, info)
     print(f"{info['model']}: MAE {report['mae']:.3f} | CA(3) {report['ca_3']:.3f} | CA(5) {report['ca_5']:.3f} | "
           f"AAR {report['aar']:.3f} on {report['count']} faces; report in {args.output_dir}")
+    if info["skipped"]:
+        print(f"skipped {len(info['skipped'])} of {info['input']['read']} inputs, each with its reason in "
+              f"{args.output_dir}/report.json (info.skipped)")
     return 0
 
 

@@ -11,12 +11,11 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np  # pylint: disable=import-outside-toplevel
 
     from ssrnet_tf.commands.model_source import load_model_and_spec  # pylint: disable=import-outside-toplevel
+    from ssrnet_tf.errors import UsageError  # pylint: disable=import-outside-toplevel
     from ssrnet_tf.export import TFLiteModel, calibration, convert_to_tflite  # pylint: disable=import-outside-toplevel
     from ssrnet_tf.models.float32_copy import float32_copy  # pylint: disable=import-outside-toplevel
 
     if not str(args.out).lower().endswith(".tflite"):
-        from ssrnet_tf.errors import UsageError  # pylint: disable=import-outside-toplevel
-
         raise UsageError(f"--out {args.out}: the export is a TFLite flatbuffer; name it *.tflite "
                          "(a .keras model is written by train, not export).")
     model, spec = load_model_and_spec(args.model, args.weights_dir)
@@ -25,7 +24,7 @@ def run(args: argparse.Namespace) -> int:
     representative = None
     if args.quantize == "int8":
         if not args.calibration_dir:
-            raise ValueError("--quantize int8 needs --calibration-dir: a folder of real, aligned face crops.")
+            raise UsageError("--quantize int8 needs --calibration-dir: a folder of real, aligned face crops.")
         representative = calibration.folder_faces(args.calibration_dir, size, limit=args.calibration_count)
         print(f"calibrating on {len(representative)} faces from {args.calibration_dir}")
     flatbuffer = convert_to_tflite(

@@ -24,7 +24,7 @@ import re
 import threading
 from typing import Dict, Iterable, List, Optional, Tuple, Union
 
-from ssrnet_tf.utils import atomic
+from ssrnet_tf.utils import atomic, quiet
 
 logger = logging.getLogger(__name__)
 
@@ -140,6 +140,11 @@ def forget(paths: Iterable[str]) -> None:
 
 def _decode_problems(paths: List[str]) -> Dict[str, Optional[str]]:
     """Decodes all ``paths`` in a parallel tf.data pass; re-decodes failures for their message."""
+    with quiet.native_stderr_silenced():
+        return _decode_problems_loud(paths)
+
+
+def _decode_problems_loud(paths: List[str]) -> Dict[str, Optional[str]]:
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
 
     from ssrnet_tf.data import decode  # pylint: disable=import-outside-toplevel

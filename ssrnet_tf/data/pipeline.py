@@ -46,6 +46,7 @@ import tensorflow as tf
 
 from ssrnet_tf.data import augment as augment_lib
 from ssrnet_tf.data import decode, file_check, sample_table, sampling
+from ssrnet_tf.data.folder_walk import display_path
 from ssrnet_tf.utils import atomic
 
 logger = logging.getLogger(__name__)
@@ -208,8 +209,8 @@ class InputReport:
         found = 0
         for path, reason in verdicts.items():
             if reason is not None:
-                logger.warning("skipped in graph %s: %s", path, reason)
-                self.skipped.append({"path": path, "reason": reason, "stage": "runtime"})
+                logger.warning("skipped in graph %s: %s", display_path(path), reason)
+                self.skipped.append({"path": display_path(path), "reason": reason, "stage": "runtime"})
                 self.used -= 1
                 found += 1
         if found:
@@ -270,8 +271,8 @@ def make_dataset(
         reason = verdicts[path]
         if reason is not None:
             usable[row] = False
-            logger.warning("skipping %s: %s", path, reason)
-            skipped.append({"path": path, "reason": reason, "stage": "file"})
+            logger.warning("skipping %s: %s", display_path(path), reason)
+            skipped.append({"path": display_path(path), "reason": reason, "stage": "file"})
     good = table.take(usable)
     n = len(good)
     counted = _Counters(tf.Variable(0, dtype=tf.int64, trainable=False),

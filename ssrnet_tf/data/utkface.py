@@ -120,7 +120,7 @@ def list_utkface(directory: Union[str, os.PathLike]):
     if report["missing_race"] or report["missing_gender"]:
         logger.info(
             "%s: %d faces lack a race label, %d a gender label (age kept)",
-            root, report["missing_race"], report["missing_gender"],
+            display_path(directory), report["missing_race"], report["missing_gender"],
         )
     return records, report
 

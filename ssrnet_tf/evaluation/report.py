@@ -55,7 +55,8 @@ def predict_folder(model_path: Optional[str], data: PathLike, *, limit: Optional
 
     Returns:
         ``(true_ages, predicted_ages, info)`` with float arrays ``(N,)`` and
-        a dict (model, data, input report counts).
+        a dict (model, data, input report counts, and every input entry
+        skipped with its reason).
 
     Raises:
         ValueError: If ``split`` has no ``part`` or names faces that are not
@@ -89,7 +90,8 @@ def predict_folder(model_path: Optional[str], data: PathLike, *, limit: Optional
     for images, ages in dataset:
         predictions.append(np.asarray(predict(images.numpy())).reshape(-1))
         truths.append(ages.numpy().reshape(-1))
-    info = {"model": model.name, "data": str(data), "input": report.counts(), "flip_average": flip_average}
+    info = {"model": model.name, "data": str(data), "input": report.counts(), "flip_average": flip_average,
+            "skipped": report.skipped}
     if split is not None:
         info["split"] = f"{part} part of {split}"
     return np.concatenate(truths), np.concatenate(predictions), info

@@ -162,7 +162,8 @@ def benchmark_files(paths: Sequence[str], params: Optional[Dict[str, int]] = Non
         command = [sys.executable, "-m", "ssrnet_tf.export.benchmark", "--worker", str(path), "--options", json.dumps(options)]
         result = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
         if result.returncode != 0:
-            raise RuntimeError(f"benchmark of {path} failed:\n{result.stderr[-2000:]}")
+            lines = [line for line in result.stderr.strip().splitlines() if line.strip()] or ["(no message)"]
+            raise RuntimeError(f"benchmark of {path} failed in its worker process: {lines[-1]}")
         for data in json.loads(result.stdout.strip().splitlines()[-1]):
             row = BenchmarkRow(**data)
             if row.params is None and params:

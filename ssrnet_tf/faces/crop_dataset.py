@@ -67,6 +67,10 @@ class LabelledPhoto:
 
 
 def _relative(path: pathlib.Path, root: pathlib.Path) -> str:
+    try:  # as named (a symbolic link keeps its own name and label)
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        pass
     try:
         return path.resolve().relative_to(root.resolve()).as_posix()
     except ValueError:

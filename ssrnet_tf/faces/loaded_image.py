@@ -32,6 +32,8 @@ from typing import List, Optional, Tuple, Union
 
 import numpy as np
 
+from ssrnet_tf.utils.quiet import native_stderr_silenced
+
 PathLike = Union[str, os.PathLike]
 
 #: Default cap on the pixels of a decoded image (about 120 MB as BGR).
@@ -175,6 +177,13 @@ def load_image(
     data = np.fromfile(path, dtype=np.uint8)
     if data.size == 0:
         raise ImageReadError(f"{path}: file is empty.")
+    with native_stderr_silenced():  # libjpeg/libpng/libtiff complaints: the error below names the file
+        return _decode(path, data, max_pixels, max_decode_pixels)
+
+
+def _decode(path: pathlib.Path, data: np.ndarray, max_pixels: int, max_decode_pixels: int) -> LoadedImage:
+    import cv2  # pylint: disable=import-outside-toplevel
+
     header = _read_header(data.tobytes())
     notes: List[str] = []
     reduction = 1
@@ -211,8 +220,8 @@ def load_image(
         if image is not None:
             image = _apply_orientation(_to_bgr_uint8(image, notes), header.orientation if header else 1)
     if image is None:
-        kind = f"{header.format} image (mode {header.mode}) that OpenCV cannot decode" if header else "decodable image"
-        raise ImageReadError(f"{path}: not a {kind} ({data.size} bytes).")
+        kind = f" ({header.format} header, mode {header.mode}: damaged or unsupported data)" if header else ""
+        raise ImageReadError(f"{path}: not a decodable image{kind} ({data.size} bytes).")
     image = _to_bgr_uint8(image, notes)
     height, width = image.shape[:2]
     original = (width * reduction, height * reduction)
