@@ -1,0 +1,44 @@
+"""``ssrnet-tf train`` that SIGKILLs itself at one file write (for tests/test_kill_resume.py).
+
+Environment:
+    KILL_RUN_DIR: the run folder; only renames into it are counted.
+    KILL_AT_REPLACE: kill at this (1-based) rename; 0 or unset: never.
+    KILL_WHEN: ``before`` (the temporary file is written, the rename not
+        done: a kill during the write) or ``after`` (right after it).
+
+Every write of the run folder ends with an ``os.replace`` (atomic writes,
+``.keras`` checkpoints, the backup, the pending best model), so counting
+renames reaches every write, in order.
+"""
+
+import os
+import signal
+import sys
+
+
+def main() -> int:
+    run_dir = os.path.realpath(os.environ["KILL_RUN_DIR"]) + os.sep
+    kill_at = int(os.environ.get("KILL_AT_REPLACE", "0") or 0)
+    when = os.environ.get("KILL_WHEN", "before")
+    real_replace = os.replace
+    count = [0]
+
+    def replace(src, dst, *args, **kwargs):
+        if not os.path.realpath(os.fspath(dst)).startswith(run_dir):
+            return real_replace(src, dst, *args, **kwargs)
+        count[0] += 1
+        if count[0] == kill_at and when == "before":
+            os.kill(os.getpid(), signal.SIGKILL)
+        result = real_replace(src, dst, *args, **kwargs)
+        if count[0] == kill_at and when == "after":
+            os.kill(os.getpid(), signal.SIGKILL)
+        return result
+
+    os.replace = replace
+    from ssrnet_tf import cli  # pylint: disable=import-outside-toplevel
+
+    return cli.main(sys.argv[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
