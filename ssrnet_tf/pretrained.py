@@ -26,6 +26,7 @@ from typing import Dict, Optional, Union
 import numpy as np
 
 from ssrnet_tf.models import SSRNetConfig, build_ssrnet
+from ssrnet_tf.utils import atomic
 
 PathLike = Union[str, os.PathLike]
 
@@ -296,6 +297,7 @@ def download(url: str, destination: PathLike, expected_sha256: str) -> pathlib.P
     digest = hashlib.sha256()
     try:
         with os.fdopen(fd, "wb") as out:
+            os.fchmod(out.fileno(), atomic.file_mode())  # not mkstemp's 0600
             try:
                 response = urllib.request.urlopen(url, timeout=60)
             except (urllib.error.URLError, OSError) as error:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ssrnet_tf.commands.common import positive_int
+
 
 def run(args: argparse.Namespace) -> int:
     """Predicts a labelled folder and writes the report."""
@@ -30,7 +32,7 @@ def add_parser(commands) -> None:
                         help="test-time flip averaging: each age is the mean over the face and its mirror image")
     parser.add_argument("--data", required=True, help="UTKFace-style folder (age first in file names) or a CSV table")
     parser.add_argument("--output-dir", default="runs/evaluation", help="[runs/evaluation]")
-    parser.add_argument("--limit", type=int, help="evaluate a seeded sample of at most this many faces")
+    parser.add_argument("--limit", type=positive_int, help="evaluate a seeded sample of at most this many faces")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--split", help="a run's split.json: evaluate only the faces of one part (held-out test faces)")
     parser.add_argument("--part", default="test", help="part of --split to evaluate [test]")

@@ -87,13 +87,20 @@ def read_rows(csv_path: pathlib.Path, required, what: str = "CSV"):
     """
     if not csv_path.is_file():
         raise FileNotFoundError(f"{csv_path}: {what} not found.")
-    with open(csv_path, newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        header = [column.strip() for column in (reader.fieldnames or [])]
-        missing = [c for c in required if c not in header]
-        if missing:
-            raise ValueError(f"{csv_path}: header {header} lacks {missing}.")
-        rows = [{(k or "").strip(): (v or "").strip() for k, v in row.items()} for row in reader]
+    try:
+        with open(csv_path, newline="", encoding="utf-8-sig") as handle:
+            reader = csv.DictReader(handle)
+            header = [column.strip() for column in (reader.fieldnames or [])]
+            missing = [c for c in required if c not in header]
+            if missing:
+                raise ValueError(f"{csv_path}: header {header} lacks {missing}.")
+            rows = [{(k or "").strip(): (v if isinstance(v, str) else "").strip() for k, v in row.items()}
+                    for row in reader]
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{csv_path}: not UTF-8 text ({error.reason} at byte {error.start}); "
+                         "save the table as UTF-8.") from None
+    except csv.Error as error:
+        raise ValueError(f"{csv_path}: not a readable CSV table ({error}).") from None
     return header, rows
 
 

@@ -81,6 +81,7 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         directory.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=atomic.temp_prefix("weights"), suffix=".tmp.weights.h5")
         os.close(fd)
+        os.chmod(tmp, atomic.file_mode())  # h5py keeps the mode of the file it truncates
         try:
             self.model.save_weights(tmp, overwrite=True)
             os.replace(tmp, self._weights_path)
