@@ -87,6 +87,13 @@ def _corrupt_png() -> bytes:
             + _png_chunk(b"IEND", b""))
 
 
+def _png_bomb() -> bytes:
+    """A valid 300-byte PNG whose header claims 60000x60000 pixels (10.8 GB decoded)."""
+    header = struct.pack(">IIBBBBB", 60000, 60000, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", zlib.compress(b"\0" * 200))
+            + _png_chunk(b"IEND", b""))
+
+
 def _gif(image: np.ndarray) -> bytes:
     import io  # pylint: disable=import-outside-toplevel
 
@@ -153,6 +160,8 @@ def make_corpus(root) -> List[Entry]:
         predict="not a decodable image", prepare="not a decodable image")
     add("corrupt png data", "43_0_0_20170101000000015.png", _corrupt_png(), NOT_DECODABLE,
         predict="not a decodable image", prepare="not a decodable image")
+    add("decompression bomb", "46_1_0_20170101000000026.png", _png_bomb(), "image too large to decode safely",
+        predict="too large to decode safely", prepare="60000x60000 PNG image is too large to decode safely")
     add("1x1 pixel image", "44_0_0_20170101000000016.png", _png(np.zeros((1, 1, 3), np.uint8)), "used",
         predict="no_face", prepare="no_face")
     add("a photo without a face", "45_1_0_20170101000000017.jpg", _jpeg(np.full((120, 160, 3), 180, np.uint8)),

@@ -67,6 +67,38 @@ def header_problem(path: Union[str, os.PathLike]) -> Optional[str]:
         return f"unreadable file ({error.strerror})"
     if not any(head.startswith(signature) for signature in SIGNATURES):
         return f"not an image: header {head[:8]!r} is not JPEG, PNG, BMP or GIF"
+    return _size_problem(path)
+
+
+#: Largest image the in-graph decoder is given (a 100 MP RGB image takes 300 MB).
+MAX_DECODE_PIXELS = 100_000_000
+
+
+def _size_problem(path) -> Optional[str]:
+    """Refuses images whose header claims more pixels than :data:`MAX_DECODE_PIXELS`.
+
+    A few hundred bytes can claim 60000x60000 pixels; decoding that would
+    take gigabytes. The header is read with Pillow (no pixels are decoded);
+    files Pillow cannot identify are left to the decode check.
+    """
+    import warnings  # pylint: disable=import-outside-toplevel
+
+    try:
+        from PIL import Image  # pylint: disable=import-outside-toplevel
+    except ImportError:  # pragma: no cover - Pillow comes with matplotlib
+        return None
+    guard, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(path) as image:
+                width, height = image.size
+    except Exception:  # pylint: disable=broad-except  # not identifiable: the decode check decides
+        return None
+    finally:
+        Image.MAX_IMAGE_PIXELS = guard
+    if width * height > MAX_DECODE_PIXELS:
+        return f"image too large to decode safely ({width}x{height} > {MAX_DECODE_PIXELS / 1e6:.0f} MP)"
     return None
 
 

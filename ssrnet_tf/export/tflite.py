@@ -11,6 +11,7 @@ from typing import List, Optional, Union
 
 import numpy as np
 
+from ssrnet_tf.errors import ModelLoadError
 from ssrnet_tf.utils.atomic import atomic_write_bytes
 
 
@@ -280,11 +281,12 @@ class TFLiteModel:
             try:
                 self._interpreter = interpreter_class(model_path=str(path), **options)
             except ValueError as error:
-                raise ValueError(f"{path}: not a valid .tflite model ({error}).") from None
+                raise ModelLoadError(f"{path}: not a valid .tflite model ({error}).") from None
         try:
             self._interpreter.allocate_tensors()
         except RuntimeError as error:
-            raise ValueError(f"the TFLite runtime cannot prepare this model: {error}") from None
+            where = "" if isinstance(model, (bytes, bytearray)) else f"{model}: "
+            raise ModelLoadError(f"{where}the TFLite runtime cannot prepare this model: {error}") from None
         self._input = self._interpreter.get_input_details()[0]
         self._output = self._interpreter.get_output_details()[0]
         self._batch = None
