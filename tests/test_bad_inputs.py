@@ -134,6 +134,7 @@ def test_prepare_with_a_label_table(corpus, tmp_path):
     assert report["counts"]["crops"] == 1
 
 
+@pytest.mark.slow
 def test_tiny_train_reports_every_bad_entry(corpus, tmp_path):
     _, folder, entries = corpus
     run_dir = tmp_path / "run"
@@ -273,7 +274,10 @@ def test_written_files_get_the_users_permissions(tmp_path):
         assert path.stat().st_mode & 0o777 == 0o644
         stale = tmp_path / f"a.json.{2 ** 22 + 12345}.abc.tmp"  # a pid that is not running
         stale.write_bytes(b"half")
-        atomic.atomic_write_bytes(tmp_path / "a.json", b"{}")
+        live = tmp_path / f"a.json.{os.getpid()}.abc.tmp"  # this process is still writing it
+        live.write_bytes(b"half")
+        assert atomic.remove_temp_files(tmp_path) == [stale]
+        live.unlink()
         assert not stale.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["a.json"]
     finally:
         os.umask(old)

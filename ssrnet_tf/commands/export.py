@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import pathlib
 import sys
 
 
@@ -14,10 +15,13 @@ def run(args: argparse.Namespace) -> int:
     from ssrnet_tf.errors import UsageError  # pylint: disable=import-outside-toplevel
     from ssrnet_tf.export import TFLiteModel, calibration, convert_to_tflite  # pylint: disable=import-outside-toplevel
     from ssrnet_tf.models.float32_copy import float32_copy  # pylint: disable=import-outside-toplevel
+    from ssrnet_tf.utils.atomic import remove_temp_files  # pylint: disable=import-outside-toplevel
 
     if not str(args.out).lower().endswith(".tflite"):
         raise UsageError(f"--out {args.out}: the export is a TFLite flatbuffer; name it *.tflite "
                          "(a .keras model is written by train, not export).")
+    out = pathlib.Path(args.out)
+    remove_temp_files(out.parent, recursive=False, prefix=out.name + ".")  # left by a killed export
     model, spec = load_model_and_spec(args.model, args.weights_dir)
     model = float32_copy(model)  # a model trained with mixed precision (GPU) converts in float32
     size = model.input_shape[1]

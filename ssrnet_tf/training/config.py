@@ -320,6 +320,7 @@ _RULES = {
     "run.strategy": _choices("auto", "default", "mirrored", "tpu"),
     "run.mixed_precision": _choices("auto", "on", "off"),
     "run.steps_per_epoch": _at_least(1),
+    "run.precise_bn_batches": _at_least(0),
     "stage_two.epochs": _at_least(1),
     "stage_two.learning_rate": _positive(),
     "stage_two.optimizer": _choices("adam", "adamw", "sgd"),

@@ -4,8 +4,7 @@ Temporary files are named ``<target>.<pid>.<random>.tmp`` beside their
 target (folders made by :func:`temp_dir` likewise), get the permissions a
 plain ``open()`` would (``0666`` minus the umask, not ``mkstemp``'s
 ``0600``), and are recognisable: :func:`remove_temp_files` deletes those
-left by processes that are no longer running (a killed write), and every
-write removes its own target's stale ones first.
+left by processes that are no longer running (a killed write).
 """
 
 from __future__ import annotations
@@ -93,9 +92,9 @@ def atomic_write_bytes(path: PathLike, data: bytes) -> pathlib.Path:
     """Writes ``data`` to ``path`` via a temporary file and a rename.
 
     The previous content of ``path`` (if any) stays intact until the new
-    content is completely on disk; stale temporary files of ``path`` (from
-    a killed earlier write) are removed first. The file gets the user's
-    normal permissions.
+    content is completely on disk. The file gets the user's normal
+    permissions. (Stale temporary files of killed writes are removed by
+    :func:`remove_temp_files`, which callers run on their output folder.)
 
     Args:
         path: Destination file; parent folders are created.
@@ -106,7 +105,6 @@ def atomic_write_bytes(path: PathLike, data: bytes) -> pathlib.Path:
     """
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    remove_temp_files(path.parent, recursive=False, prefix=f"{path.name}.")
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=temp_prefix(path), suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
