@@ -79,9 +79,12 @@ def walk_images(root: PathLike, suffixes: Iterable[str], *, recursive: bool = Tr
         A :class:`FolderWalk`.
 
     Raises:
-        FileNotFoundError: If ``root`` is not a folder.
+        FileNotFoundError: If ``root`` does not exist.
+        NotADirectoryError: If it is a file.
     """
     root = pathlib.Path(root)
+    if root.exists() and not root.is_dir():
+        raise NotADirectoryError(f"{display_path(root)}: expected a {what}, got a file.")
     if not root.is_dir():
         raise FileNotFoundError(f"{display_path(root)}: {what} not found.")
     suffixes = tuple(s.lower() for s in suffixes)

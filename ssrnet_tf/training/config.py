@@ -522,6 +522,8 @@ def load_config(path, overrides: Sequence[str] = ()) -> ExperimentConfig:
         values = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as error:
         raise ConfigError(f"{path}: not valid YAML ({error}).") from None
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path}: must be a mapping of sections, got {type(values).__name__}.")
     values.setdefault("name", path.stem)
     return from_dict(apply_overrides(values, overrides), source=str(path))
 

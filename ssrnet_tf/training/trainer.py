@@ -100,6 +100,14 @@ def _start_from(model, config: config_lib.ExperimentConfig) -> None:
         logger.info("%s: starting from the weights in %s", config.name, source)
 
 
+def _configured(factory, key: str, *args, **kwargs):
+    """``factory(*args, **kwargs)``; a wrong argument is a config error naming ``key``."""
+    try:
+        return factory(*args, **kwargs)
+    except TypeError as error:
+        raise config_lib.ConfigError(f"{key}: {error}") from None
+
+
 def build_model(config: config_lib.ExperimentConfig) -> BuiltModel:
     """Builds the experiment's model (call inside the strategy scope)."""
     from ssrnet_tf import model_spec  # pylint: disable=import-outside-toplevel
@@ -108,7 +116,7 @@ def build_model(config: config_lib.ExperimentConfig) -> BuiltModel:
     if config.model.architecture == "ssrnet":
         from ssrnet_tf.models import SSRNetConfig, build_ssrnet  # pylint: disable=import-outside-toplevel
 
-        ssr_config = SSRNetConfig(**{"input_shape": (size, size, 3), **config.model.ssrnet})
+        ssr_config = _configured(SSRNetConfig, "model.ssrnet", **{"input_shape": (size, size, 3), **config.model.ssrnet})
         model = build_ssrnet(ssr_config)
         _start_from(model, config)
         spec = model_spec.ModelSpec.for_model(
@@ -118,13 +126,13 @@ def build_model(config: config_lib.ExperimentConfig) -> BuiltModel:
     from ssrnet_tf import heads  # pylint: disable=import-outside-toplevel
     from ssrnet_tf.models.age_model import build_age_model  # pylint: disable=import-outside-toplevel
 
-    age_head = heads.build_head(config.model.head, **config.model.head_kwargs)
+    age_head = _configured(heads.build_head, "model.head_kwargs", config.model.head, **config.model.head_kwargs)
     extra = []
     for entry in config.model.extra_heads:
         entry = dict(entry)
         if "head" not in entry:
             raise ValueError(f"model.extra_heads entry {entry} needs a 'head' key naming a registered head.")
-        extra.append(heads.build_head(entry.pop("head"), **entry))
+        extra.append(_configured(heads.build_head, "model.extra_heads", entry.pop("head"), **entry))
     task = build_age_model(
         config.model.backbone, age_head, extra, input_size=size, alpha=config.model.alpha,
         weights=config.model.weights, dropout=config.model.dropout,
