@@ -502,6 +502,17 @@ def apply_overrides(values: Dict[str, Any], overrides: Sequence[str]) -> Dict[st
     return values
 
 
+def _read_yaml(path: pathlib.Path) -> Dict[str, Any]:
+    """The mapping in a YAML config file (``{}`` when empty)."""
+    try:
+        values = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML ({error}).") from None
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path}: must be a mapping of sections, got {type(values).__name__}.")
+    return values
+
+
 def load_config(path, overrides: Sequence[str] = ()) -> ExperimentConfig:
     """Loads ``training/configs/NAME.yaml`` (or any YAML file) with overrides.
 
@@ -518,12 +529,7 @@ def load_config(path, overrides: Sequence[str] = ()) -> ExperimentConfig:
         path = pathlib.Path(__file__).resolve().parents[2] / "training" / "configs" / f"{path}.yaml"
     if not path.is_file():
         raise FileNotFoundError(f"{path}: experiment config not found.")
-    try:
-        values = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: not valid YAML ({error}).") from None
-    if not isinstance(values, dict):
-        raise ConfigError(f"{path}: must be a mapping of sections, got {type(values).__name__}.")
+    values = _read_yaml(path)
     values.setdefault("name", path.stem)
     return from_dict(apply_overrides(values, overrides), source=str(path))
 
@@ -541,12 +547,7 @@ def load_run_config(path, overrides: Sequence[str] = ()) -> ExperimentConfig:
             allowed, and how to correct it.
     """
     path = pathlib.Path(path)
-    try:
-        values = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: not valid YAML ({error}).") from None
-    if not isinstance(values, dict):
-        raise ConfigError(f"{path}: must be a mapping of sections, got {values!r}.")
+    values = _read_yaml(path)
     try:
         return from_dict(apply_overrides(values, overrides), source=str(path))
     except ConfigError as error:
