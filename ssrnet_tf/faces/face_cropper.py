@@ -101,6 +101,9 @@ class FaceCropper:
             images are shrunk for detection only.
         detector: A detector with ``detect(image) -> [Detection]``; default
             a :class:`FaceDetector` with the settings above.
+        backend: Backend of the default detector (``"litert"`` or
+            ``"mtcnn"``, see :class:`FaceDetector`).
+        num_threads: LiteRT threads of the default detector.
 
     Example:
         >>> cropper = FaceCropper(spec)
@@ -117,6 +120,8 @@ class FaceCropper:
         min_score: float = 0.9,
         max_detection_side: int = 1280,
         detector=None,
+        backend: str = "litert",
+        num_threads=None,
     ):
         from ssrnet_tf.model_spec import ModelSpec  # pylint: disable=import-outside-toplevel
 
@@ -129,7 +134,8 @@ class FaceCropper:
             raise ValueError(f"policy must be one of {POLICIES}, got {policy!r}.")
         self.spec = spec
         self.policy = policy
-        self.detector = detector or FaceDetector(min_face_size, min_score, max_detection_side)
+        self.detector = detector or FaceDetector(min_face_size, min_score, max_detection_side,
+                                                 backend=backend, num_threads=num_threads)
 
     @property
     def output_size(self) -> Tuple[int, int]:
@@ -215,6 +221,8 @@ class FaceCropper:
             min_face_size=max(12.0, 0.5 * side * scale),
             min_score=min(self.detector.min_score, 0.8) if hasattr(self.detector, "min_score") else 0.8,
             max_side=max(48, patch_side),
+            backend=getattr(self.detector, "backend", "litert"),
+            num_threads=getattr(self.detector, "num_threads", None),
         )
         found = redetector.detect(patch)
         middle = np.array([patch_side / 2.0, patch_side / 2.0])
