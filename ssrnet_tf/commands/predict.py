@@ -18,6 +18,11 @@ Bad images never stop the run; the exit status is 0 once every image has
 its line and at least one face was found, 7 (``ExitCode.NO_RESULT``) when
 no input produced a face, and another non-zero code of
 :class:`ssrnet_tf.errors.ExitCode` if the model itself cannot be loaded.
+
+A video file (``.mp4``, ``.avi``, ...) or a camera index (``0``) gives one
+``{"frame", "time", "faces"}`` line per frame and a ``{"video", "frames",
+"fps", ...}`` line at its end (:mod:`ssrnet_tf.faces.video`); with
+``--annotate DIR`` an annotated copy of the video is written into ``DIR``.
 """
 
 from __future__ import annotations
@@ -66,30 +71,67 @@ def run(args: argparse.Namespace) -> int:
     if args.model is None:
         print(f"ssrnet-tf predict: using the shipped model {model.name} (--model picks another)", file=sys.stderr)
     predictor = AgePredictor(model, policy=args.policy, min_face_size=args.min_face_size,
-                             min_score=args.min_score, max_detection_side=args.max_detection_side)
+                             min_score=args.min_score, max_detection_side=args.max_detection_side,
+                             detector=args.detector, num_threads=args.threads)
     out = sys.stdout
     print(json.dumps({"model": model.name, "kind": model.kind, "spec": json.loads(model.spec.to_json()),
                       "spec_source": model.spec_source}), file=out, flush=True)
     if model.spec_source.startswith("default"):
         print(f"ssrnet-tf predict: note: {model.spec_source}", file=sys.stderr)
-    images, skipped = collect_images(args.inputs)
+    videos = [text for text in args.inputs if _is_video(text)]
+    images, skipped = collect_images([text for text in args.inputs if not _is_video(text)])
     counts = {"images": len(images), "faces": 0, "with_faces": 0, "no_face": 0, "errors": 0}
-    for path, relative in images:
-        annotate = pathlib.Path(args.annotate) / relative if args.annotate else None
-        record = predictor.predict_file(path, annotate_path=annotate)
+    annotate = [pathlib.Path(args.annotate) / relative if args.annotate else None for _, relative in images]
+    for record in predictor.predict_files([path for path, _ in images], annotate):
         counts["faces"] += len(record["faces"])
         counts["with_faces"] += bool(record["faces"])
         counts["errors"] += "error" in record
         counts["no_face"] += "reason" in record
         print(json.dumps(record), file=out, flush=True)
+    if videos:
+        counts["videos"] = len(videos)
+    for text in videos:
+        failed, faces = _predict_video(predictor, text, args, out)
+        counts["errors"] += failed
+        counts["faces"] += faces
     print(json.dumps({"summary": {**counts, "skipped_files": skipped}}), file=out, flush=True)
     if counts["faces"] == 0:
         from ssrnet_tf.errors import ExitCode  # pylint: disable=import-outside-toplevel
 
-        print(f"ssrnet-tf predict: error: no face found in any of {len(images)} images "
-              f"({counts['errors']} unusable, {counts['no_face']} without a face)", file=sys.stderr)
+        inputs = f"{len(images)} images" + (f" and {len(videos)} videos" if videos else "")
+        print(f"ssrnet-tf predict: error: no face found in any of {inputs} "
+              f"({counts['errors']} unusable, {counts['no_face']} images without a face)", file=sys.stderr)
         return int(ExitCode.NO_RESULT)
     return 0
+
+
+def _is_video(text: str) -> bool:
+    from ssrnet_tf.faces import video  # pylint: disable=import-outside-toplevel
+
+    return video.is_camera_index(text) or video.is_video_path(text)
+
+
+def _predict_video(predictor, text: str, args: argparse.Namespace, out) -> Tuple[int, int]:
+    """Prints one line per frame and a summary; returns ``(1 if the video failed else 0, faces)``."""
+    from ssrnet_tf.faces import video  # pylint: disable=import-outside-toplevel
+
+    source = int(text) if video.is_camera_index(text) else text
+    annotate = None
+    if args.annotate:
+        name = f"camera{source}.mp4" if isinstance(source, int) else pathlib.Path(text).name
+        annotate = pathlib.Path(args.annotate) / name
+    faces = 0
+    try:
+        for record in video.predict_video(predictor, source, annotate, max_frames=args.max_frames):
+            print(json.dumps(record), file=out, flush=True)
+            faces += len(record.get("faces", [])) if "frame" in record else 0
+            if "fps" in record:
+                print(f"ssrnet-tf predict: {text}: {record['frames']} frames at {record['fps']:.1f} frames/s",
+                      file=sys.stderr)
+    except video.VideoReadError as error:
+        print(json.dumps({"video": text, "frames": 0, "error": str(error)}), file=out, flush=True)
+        return 1, 0
+    return 0, faces
 
 
 def add_parser(commands) -> None:
@@ -103,7 +145,8 @@ def add_parser(commands) -> None:
             "image with each face's box, landmarks, score and age."
         ),
     )
-    predict.add_argument("inputs", nargs="+", metavar="IMAGE_OR_FOLDER", help="image files and/or folders (searched recursively)")
+    predict.add_argument("inputs", nargs="+", metavar="IMAGE_FOLDER_OR_VIDEO",
+                         help="image files and/or folders (searched recursively), video files, or a camera index (0)")
     predict.add_argument("--model", help="a .keras or .tflite file, a published .h5 file, a published name (imdb, wiki, "
                          "morph2, megaface_asian) or a shipped one (`ssrnet-tf weights`) [the best shipped model]")
     predict.add_argument("--flip-average", action="store_true",
@@ -114,5 +157,8 @@ def add_parser(commands) -> None:
     predict.add_argument("--min-face-size", type=float, default=20.0, help="smallest face in pixels (shorter box side) [20]")
     predict.add_argument("--min-score", type=float, default=0.9, help="smallest detector confidence [0.9]")
     predict.add_argument("--max-detection-side", type=int, default=1280, help="images are shrunk to this longest side for detection only [1280]")
-    predict.add_argument("--threads", type=int, default=None, help="TFLite interpreter threads [runtime default]")
+    predict.add_argument("--threads", type=int, default=None, help="TFLite interpreter threads (age model and detector) [runtime default]")
+    predict.add_argument("--detector", choices=("litert", "mtcnn"), default="litert",
+                         help="MTCNN backend: the mtcnn package's networks through LiteRT (fast), or the mtcnn package itself (reference) [litert]")
+    predict.add_argument("--max-frames", type=int, default=None, help="stop a video or camera after this many frames")
     predict.set_defaults(handler=run)

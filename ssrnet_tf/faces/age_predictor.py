@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import pathlib
-from typing import Callable, Dict, List, Optional, Union
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -163,11 +163,17 @@ def _load_age_model(text: str, weights_dir: Optional[PathLike], num_threads: Opt
 class AgePredictor:
     """Finds every face in an image and predicts its age.
 
+    All faces of an image go through the age model in one batch;
+    :meth:`predict_files` batches the faces of several images.
+
     Args:
         model: An :class:`AgeModel`.
         policy, min_face_size, min_score, max_detection_side: As for
             :class:`ssrnet_tf.faces.FaceCropper`.
         max_pixels: Pixel budget of :func:`ssrnet_tf.faces.load_image`.
+        detector: Face detector backend, ``"litert"`` or ``"mtcnn"`` (see
+            :class:`ssrnet_tf.faces.FaceDetector`).
+        num_threads: LiteRT threads of the detector.
 
     Example:
         >>> predictor = AgePredictor(load_age_model("model.keras"))
@@ -175,23 +181,22 @@ class AgePredictor:
     """
 
     def __init__(self, model: AgeModel, *, policy: str = "all", min_face_size: float = 20.0,
-                 min_score: float = 0.9, max_detection_side: int = 1280, max_pixels: Optional[int] = None):
+                 min_score: float = 0.9, max_detection_side: int = 1280, max_pixels: Optional[int] = None,
+                 detector: str = "litert", num_threads: Optional[int] = None):
         self.model = model
         self.cropper = FaceCropper(model.spec, policy=policy, min_face_size=min_face_size,
-                                   min_score=min_score, max_detection_side=max_detection_side)
+                                   min_score=min_score, max_detection_side=max_detection_side,
+                                   backend=detector, num_threads=num_threads)
         self.max_pixels = max_pixels
 
-    def predict_array(self, image_bgr: np.ndarray, scale: float = 1.0) -> List[Dict]:
-        """Face entries (box, landmarks, score, model outputs) for an image.
+    def face_entries(self, crops: Sequence, outputs: Dict[str, np.ndarray], scale: float = 1.0) -> List[Dict]:
+        """JSON face entries (box, landmarks, score, model outputs) of crops.
 
         Args:
-            image_bgr: uint8 BGR image.
+            crops: :class:`ssrnet_tf.faces.FaceCrop` list.
+            outputs: ``{output_name: (len(crops), ...)}`` model outputs.
             scale: Multiplies coordinates (to report original-file pixels).
         """
-        crops = self.cropper.crops(image_bgr)
-        if not crops:
-            return []
-        outputs = self.model.predict(self.cropper.model_input(crops))
         faces = []
         for index, crop in enumerate(crops):
             entry = crop.to_json(scale)
@@ -201,6 +206,31 @@ class AgePredictor:
             faces.append(entry)
         return faces
 
+    def predict_crops(self, crop_lists: Sequence[Sequence]) -> List[Dict[str, np.ndarray]]:
+        """Model outputs for the crops of several images, in one batch.
+
+        Returns:
+            One ``{output_name: array}`` per crop list (empty lists too).
+        """
+        counts = [len(crops) for crops in crop_lists]
+        flat = [crop for crops in crop_lists for crop in crops]
+        if not flat:
+            return [{} for _ in counts]
+        outputs = self.model.predict(self.cropper.model_input(flat))
+        bounds = np.cumsum([0] + counts)
+        return [{name: values[start:end] for name, values in outputs.items()}
+                for start, end in zip(bounds[:-1], bounds[1:])]
+
+    def predict_array(self, image_bgr: np.ndarray, scale: float = 1.0) -> List[Dict]:
+        """Face entries (box, landmarks, score, model outputs) for an image.
+
+        Args:
+            image_bgr: uint8 BGR image.
+            scale: Multiplies coordinates (to report original-file pixels).
+        """
+        crops = self.cropper.crops(image_bgr)
+        return self.face_entries(crops, self.predict_crops([crops])[0], scale)
+
     def predict_file(self, path: PathLike, annotate_path: Optional[PathLike] = None) -> Dict:
         """The JSON record of one image file; never raises for bad images.
 
@@ -209,6 +239,46 @@ class AgePredictor:
             face was found, ``"error"`` when the file could not be used, and
             ``"notes"`` on how it was decoded.
         """
+        return next(self.predict_files([path], [annotate_path]))
+
+    def predict_files(self, paths: Sequence[PathLike], annotate_paths: Optional[Sequence] = None,
+                      images_per_batch: int = 16) -> Iterator[Dict]:
+        """The records of several image files, in order (never raises for bad images).
+
+        The faces of up to ``images_per_batch`` images go through the age
+        model as one batch.
+
+        Args:
+            paths: Image files.
+            annotate_paths: Per file, where to write an annotated copy (or
+                ``None``).
+            images_per_batch: Images whose faces share one model batch.
+
+        Yields:
+            One record per file, as :meth:`predict_file` returns.
+        """
+        annotate_paths = list(annotate_paths) if annotate_paths is not None else [None] * len(paths)
+        for start in range(0, len(paths), images_per_batch):
+            group = [self._detect_file(path) for path in paths[start:start + images_per_batch]]
+            try:
+                outputs = self.predict_crops([crops for _, _, crops in group])
+            except Exception as error:  # pylint: disable=broad-except  # one bad batch must not stop a folder
+                outputs = [{} for _ in group]
+                for record, _, crops in group:
+                    if crops:
+                        record["error"] = f"{record['image']}: the model failed: {type(error).__name__}: {error}"
+            for (record, loaded, crops), output, annotate in zip(group, outputs, annotate_paths[start:]):
+                if crops and "error" not in record:
+                    record["faces"] = self.face_entries(crops, output, loaded.scale)
+                if loaded is not None and "error" not in record:
+                    if not record["faces"]:
+                        record["reason"] = self._no_face_reason(loaded)
+                    if annotate is not None:
+                        self._annotate(loaded, record, annotate)
+                yield record
+
+    def _detect_file(self, path: PathLike) -> Tuple[Dict, Optional[object], List]:
+        """``(record, loaded image or None, crops)`` of one file."""
         from ssrnet_tf.data.folder_walk import display_path  # pylint: disable=import-outside-toplevel
 
         record: Dict = {"image": display_path(path)}
@@ -217,20 +287,17 @@ class AgePredictor:
             loaded = load_image(path, **options)
         except ImageReadError as error:
             record.update(faces=[], error=str(error))
-            return record
+            return record, None, []
         record["size"] = list(loaded.original_size)
         if loaded.notes:
             record["notes"] = list(loaded.notes)
+        record["faces"] = []
         try:
-            record["faces"] = self.predict_array(loaded.image, loaded.scale)
+            crops = self.cropper.crops(loaded.image)
         except Exception as error:  # pylint: disable=broad-except  # one bad image must not stop a folder
-            record.update(faces=[], error=f"{path}: face detection or the model failed: {type(error).__name__}: {error}")
-            return record
-        if not record["faces"]:
-            record["reason"] = self._no_face_reason(loaded)
-        if annotate_path is not None:
-            self._annotate(loaded, record, annotate_path)
-        return record
+            record["error"] = f"{path}: face detection failed: {type(error).__name__}: {error}"
+            return record, loaded, []
+        return record, loaded, crops
 
     def _no_face_reason(self, loaded) -> str:
         detector = self.cropper.detector
