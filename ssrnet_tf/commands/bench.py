@@ -123,8 +123,59 @@ def _plot(rows, path: pathlib.Path) -> None:
     plt.close(figure)
 
 
+def _published_int8(args, output_dir: pathlib.Path) -> pathlib.Path:
+    """The published SSR-Net as an int8 .tflite with the demo's crop spec."""
+    from ssrnet_tf import pretrained  # pylint: disable=import-outside-toplevel
+    from ssrnet_tf.export import calibration, convert_to_tflite  # pylint: disable=import-outside-toplevel
+    from ssrnet_tf.faces.age_predictor import published_spec  # pylint: disable=import-outside-toplevel
+
+    model = pretrained.load_pretrained(args.weights, weights_dir=args.weights_dir or os.environ.get(WEIGHTS_DIR_ENV))
+    path = output_dir / f"ssrnet_{args.weights}_int8.tflite"
+    convert_to_tflite(model, path, quantize="int8", representative_images=calibration.drawn_faces(64),
+                      spec=published_spec(args.weights))
+    return path
+
+
+def run_pipeline(args: argparse.Namespace) -> int:
+    """``bench --pipeline FOLDER``: stage times of photo -> ages, 1 and all threads."""
+    from ssrnet_tf.commands.predict import collect_images  # pylint: disable=import-outside-toplevel
+    from ssrnet_tf.export.benchmark import cpu_name  # pylint: disable=import-outside-toplevel
+    from ssrnet_tf.faces import pipeline_benchmark  # pylint: disable=import-outside-toplevel
+    from ssrnet_tf.faces.age_predictor import AgePredictor, load_age_model  # pylint: disable=import-outside-toplevel
+    from ssrnet_tf.utils.atomic import atomic_write_bytes  # pylint: disable=import-outside-toplevel
+
+    output_dir = pathlib.Path(args.output_dir)
+    images, _ = collect_images([args.pipeline])
+    paths = [path for path, _ in images][: args.photos]
+    if not paths:
+        raise ValueError(f"{args.pipeline}: no image files found.")
+    model_path = pathlib.Path(args.models[0]) if args.models else _published_int8(args, output_dir)
+    print(f"age model: {model_path}; {len(paths)} photos from {args.pipeline}; best of {args.repeats} passes per photo")
+    print(f"cpu: {cpu_name()}, {os.cpu_count()} logical cores (other processes on the machine slow these figures)")
+    timings = []
+    for detector in args.detectors:
+        # The mtcnn package runs on TensorFlow's own thread pool, fixed at start-up.
+        for threads in sorted({1, os.cpu_count() or 1}) if detector == "litert" else [None]:
+            predictor = AgePredictor(load_age_model(model_path, num_threads=threads), detector=detector,
+                                     num_threads=threads)
+            label = f"{detector}, {threads} thread{'s' if threads > 1 else ''}" if threads else f"{detector} (TF threads)"
+            with pipeline_benchmark.opencv_threads(threads):
+                timings.append(pipeline_benchmark.time_pipeline(predictor, paths, label, repeats=args.repeats))
+            print(pipeline_benchmark.format_timings(timings[-1:]).splitlines()[-1], flush=True)
+    print()
+    print(pipeline_benchmark.format_timings(timings))
+    report = {"model": str(model_path), "folder": str(args.pipeline), "cpu": cpu_name(),
+              "timings": [dataclasses.asdict(t) for t in timings]}
+    json_path = output_dir / "pipeline.json"
+    atomic_write_bytes(json_path, json.dumps(report, indent=2).encode())
+    print(f"\nJSON: {json_path}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     """Benchmarks the given models (or the built-in set) and reports."""
+    if args.pipeline:
+        return run_pipeline(args)
     from ssrnet_tf.export import benchmark  # pylint: disable=import-outside-toplevel
     from ssrnet_tf.utils.atomic import atomic_write_bytes  # pylint: disable=import-outside-toplevel
 
@@ -172,5 +223,13 @@ def add_parser(commands) -> None:
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 32], help="[1 32]")
     parser.add_argument("--runs", type=int, default=200, help="timed batch-1 runs (fewer for larger batches) [200]")
     parser.add_argument("--xnnpack-only", action="store_true", help="skip the XNNPACK-off runs")
+    parser.add_argument("--pipeline", metavar="FOLDER",
+                        help="instead: time photo -> ages on the photos in FOLDER per stage (decode, detect, align, "
+                        "age model) with 1 and all threads; the age model is the first MODEL, else the published "
+                        "--weights as int8")
+    parser.add_argument("--detectors", nargs="+", choices=("litert", "mtcnn"), default=["litert"],
+                        help="MTCNN backends timed by --pipeline [litert]")
+    parser.add_argument("--photos", type=int, default=50, help="photos timed by --pipeline [50]")
+    parser.add_argument("--repeats", type=int, default=3, help="passes by --pipeline; the fastest per photo counts [3]")
     parser.add_argument("--output-dir", default="runs/bench", help="models, benchmark.json and benchmark.png [runs/bench]")
     parser.set_defaults(handler=run)
