@@ -109,3 +109,20 @@ def test_faces_of_several_photos_share_one_model_batch(faces, reference_dir, tmp
     alone = [predictor.predict_file(p) for p in paths[:4]]
     for one, batched in zip(alone, records):
         np.testing.assert_allclose([f["age"] for f in one["faces"]], [f["age"] for f in batched["faces"]], atol=1e-3)
+
+
+def test_bench_pipeline_times_every_stage(faces, reference_dir, tmp_path, capsys):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for index, face in enumerate(faces[:2]):
+        frame = paste_faces((640, 480), [face], [Placement(FACE_CENTERS[index], 0.0, 1.0)])[0]
+        cv2.imwrite(str(folder / f"{index}.jpg"), frame)
+    code = cli.main(["bench", "imdb", "--pipeline", str(folder), "--weights-dir", str(reference_dir),
+                     "--repeats", "1", "--output-dir", str(tmp_path / "bench")])
+    out = capsys.readouterr().out
+    assert code == 0 and "decode ms" in out and "litert, 1 thread" in out
+    report = json.loads((tmp_path / "bench" / "pipeline.json").read_text())
+    for timing in report["timings"]:
+        assert timing["photos"] == 2 and timing["faces"] == 2
+        assert all(timing["p50_ms"][stage] > 0 for stage in ("decode", "detect", "align", "age"))
+        assert timing["photos_per_s"] > 0

@@ -149,14 +149,15 @@ def run_pipeline(args: argparse.Namespace) -> int:
     paths = [path for path, _ in images][: args.photos]
     if not paths:
         raise ValueError(f"{args.pipeline}: no image files found.")
-    model_path = pathlib.Path(args.models[0]) if args.models else _published_int8(args, output_dir)
+    weights_dir = args.weights_dir or os.environ.get(WEIGHTS_DIR_ENV)
+    model_path = args.models[0] if args.models else _published_int8(args, output_dir)
     print(f"age model: {model_path}; {len(paths)} photos from {args.pipeline}; best of {args.repeats} passes per photo")
     print(f"cpu: {cpu_name()}, {os.cpu_count()} logical cores (other processes on the machine slow these figures)")
     timings = []
     for detector in args.detectors:
         # The mtcnn package runs on TensorFlow's own thread pool, fixed at start-up.
         for threads in sorted({1, os.cpu_count() or 1}) if detector == "litert" else [None]:
-            predictor = AgePredictor(load_age_model(model_path, num_threads=threads), detector=detector,
+            predictor = AgePredictor(load_age_model(model_path, weights_dir=weights_dir, num_threads=threads), detector=detector,
                                      num_threads=threads)
             label = f"{detector}, {threads} thread{'s' if threads > 1 else ''}" if threads else f"{detector} (TF threads)"
             with pipeline_benchmark.opencv_threads(threads):
