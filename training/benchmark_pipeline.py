@@ -7,9 +7,14 @@ full passes of the faces. A cached pipeline is first filled by one pass
 command line, versions and the CPU, so figures from different machines can
 be told apart.
 
+With ``--configs``, each named training config's augmentation set
+(``data.augment`` and ``data.augment_params`` of ``training/configs/NAME.yaml``)
+is timed too, on the memory-cached pipeline.
+
 Example:
     python training/benchmark_pipeline.py \
         --data-dir ../shared/data/utkface/UTKFace --sizes 64 224
+    python training/benchmark_pipeline.py --sizes 64 --cache memory --configs all
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from ssrnet_tf.data import augment, file_check, pipeline, utkface  # noqa: E402
 
 DEFAULT_DATA_DIR = pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "data" / "utkface" / "UTKFace"
 DEFAULT_AUGMENT = "horizontal_flip,random_crop,affine,hsv_shift,gamma,brightness,contrast"
+CONFIG_DIR = pathlib.Path(__file__).resolve().parent / "configs"
 TARGET_IMAGES_PER_SECOND = 2000.0
 
 
@@ -73,6 +79,38 @@ def images_per_second(dataset) -> tuple:
     return count, time.perf_counter() - start
 
 
+def config_augmentations(names) -> dict:
+    """``{config name: AugmentConfig}`` of named training configs (``["all"]``: every one)."""
+    from ssrnet_tf.training import config as config_lib  # pylint: disable=import-outside-toplevel
+
+    if list(names) == ["all"]:
+        names = sorted(path.stem for path in CONFIG_DIR.glob("*.yaml"))
+    result = {}
+    for name in names:
+        path = CONFIG_DIR / f"{name}.yaml"
+        if not path.is_file():
+            raise SystemExit(f"benchmark_pipeline: {path}: no such config")
+        data = config_lib.load_config(path).data
+        result[name] = augment.AugmentConfig.from_names(data.augment, **data.augment_params)
+    return result
+
+
+def time_configs(table, sizes, batch_size, seed, names) -> None:
+    """Faces/s of the memory-cached pipeline with each config's augmentations."""
+    print()
+    print(f"{'size':>5} {'config':<24} {'faces/s':>9}  augmentations")
+    for size in sizes:
+        for name, augment_config in config_augmentations(names).items():
+            config = pipeline.PipelineConfig(input_size=size, batch_size=batch_size, cache="memory", seed=seed,
+                                             augment=augment_config if augment_config.enabled() else None)
+            dataset, _ = pipeline.make_dataset(table, config, name=f"benchmark_{name}")
+            images_per_second(dataset)  # fills the cache
+            count, seconds = max((images_per_second(dataset) for _ in range(2)), key=lambda r: r[0] / r[1])
+            print(f"{size:>5} {name:<24} {count / seconds:9.0f}  {','.join(augment_config.enabled()) or '-'}")
+            sys.stdout.flush()
+            del dataset
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", type=pathlib.Path, default=DEFAULT_DATA_DIR, help="UTKFace folder")
@@ -84,6 +122,9 @@ def main(argv=None) -> int:
     parser.add_argument("--cache", choices=("both", "memory", "none"), default="both",
                         help="which cache settings to time [both]")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--configs", nargs="+", default=[],
+                        help="also time these training configs' augmentation sets (names in training/configs, or 'all')")
+    parser.add_argument("--skip-table", action="store_true", help="only the --configs rows")
     parser.add_argument("--verbose", action="store_true", help="log the pipeline reports")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
@@ -99,6 +140,9 @@ def main(argv=None) -> int:
     bad = sum(reason is not None for reason in verdicts.values())
     print(f"# faces:   {len(table)} read, {bad} unusable; up-front decode check {seconds:.1f} s "
           f"({len(table) / seconds:.0f} images/s)")
+    if args.skip_table:
+        time_configs(table, args.sizes, args.batch_size, args.seed, args.configs)
+        return 0
     print()
     print(f"{'size':>5} {'cache':>7} {'augment':>8} {'fill img/s':>11} {'img/s':>9} {'images':>7}")
     caches = {"both": (None, "memory"), "memory": ("memory",), "none": (None,)}[args.cache]
@@ -126,6 +170,8 @@ def main(argv=None) -> int:
         verdict = "meets" if results[key] >= TARGET_IMAGES_PER_SECOND else "MISSES"
         print(f"\ncached 64x64 without augmentation: {results[key]:.0f} images/s "
               f"({verdict} the {TARGET_IMAGES_PER_SECOND:.0f} images/s target)")
+    if args.configs:
+        time_configs(table, args.sizes, args.batch_size, args.seed, args.configs)
     return 0
 
 

@@ -123,19 +123,6 @@ def _plot(rows, path: pathlib.Path) -> None:
     plt.close(figure)
 
 
-def _published_int8(args, output_dir: pathlib.Path) -> pathlib.Path:
-    """The published SSR-Net as an int8 .tflite with the demo's crop spec."""
-    from ssrnet_tf import pretrained  # pylint: disable=import-outside-toplevel
-    from ssrnet_tf.export import calibration, convert_to_tflite  # pylint: disable=import-outside-toplevel
-    from ssrnet_tf.faces.age_predictor import published_spec  # pylint: disable=import-outside-toplevel
-
-    model = pretrained.load_pretrained(args.weights, weights_dir=args.weights_dir or os.environ.get(WEIGHTS_DIR_ENV))
-    path = output_dir / f"ssrnet_{args.weights}_int8.tflite"
-    convert_to_tflite(model, path, quantize="int8", representative_images=calibration.drawn_faces(64),
-                      spec=published_spec(args.weights))
-    return path
-
-
 def run_pipeline(args: argparse.Namespace) -> int:
     """``bench --pipeline FOLDER``: stage times of photo -> ages, 1 and all threads."""
     from ssrnet_tf.commands.predict import collect_images  # pylint: disable=import-outside-toplevel
@@ -150,7 +137,10 @@ def run_pipeline(args: argparse.Namespace) -> int:
     if not paths:
         raise ValueError(f"{args.pipeline}: no image files found.")
     weights_dir = args.weights_dir or os.environ.get(WEIGHTS_DIR_ENV)
-    model_path = args.models[0] if args.models else _published_int8(args, output_dir)
+    if args.models:
+        model_path = args.models[0]
+    else:
+        model_path = pipeline_benchmark.published_int8(args.weights, output_dir, weights_dir=weights_dir)
     print(f"age model: {model_path}; {len(paths)} photos from {args.pipeline}; best of {args.repeats} passes per photo")
     print(f"cpu: {cpu_name()}, {os.cpu_count()} logical cores (other processes on the machine slow these figures)")
     timings = []
