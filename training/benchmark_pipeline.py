@@ -20,6 +20,7 @@ Example:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import logging
 import os
@@ -33,7 +34,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-from ssrnet_tf.data import augment, file_check, pipeline, utkface  # noqa: E402
+from ssrnet_tf.data import augment, file_check, image_ops, pipeline, utkface  # noqa: E402
 
 DEFAULT_DATA_DIR = pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "data" / "utkface" / "UTKFace"
 DEFAULT_AUGMENT = "horizontal_flip,random_crop,affine,hsv_shift,gamma,brightness,contrast"
@@ -95,20 +96,51 @@ def config_augmentations(names) -> dict:
     return result
 
 
-def time_configs(table, sizes, batch_size, seed, names) -> None:
-    """Faces/s of the memory-cached pipeline with each config's augmentations."""
+@contextlib.contextmanager
+def projective_op_only():
+    """Inside: every geometric augmentation resamples with ImageProjectiveTransformV3
+    (the path before the axis-aligned matrix products), for comparison."""
+    general = image_ops.transform
+
+    def op_only(*args, axis_aligned=False, **kwargs):  # pylint: disable=unused-argument
+        return general(*args, **kwargs)
+
+    image_ops.transform = op_only
+    try:
+        yield
+    finally:
+        image_ops.transform = general
+
+
+def time_configs(table, sizes, batch_size, seed, names, passes: int, compare_op: bool) -> None:
+    """Faces/s of the memory-cached pipeline with each config's augmentations.
+
+    Each dataset is filled once, then timed over ``passes`` full passes
+    (alternating with its projective-op twin under ``compare_op``); the
+    best pass is reported, the one least slowed by other processes.
+    """
     print()
-    print(f"{'size':>5} {'config':<24} {'faces/s':>9}  augmentations")
+    print(f"{'size':>5} {'config':<24} {'resampling':<14} {'best faces/s':>12} {'all passes':<24} augmentations")
     for size in sizes:
         for name, augment_config in config_augmentations(names).items():
             config = pipeline.PipelineConfig(input_size=size, batch_size=batch_size, cache="memory", seed=seed,
                                              augment=augment_config if augment_config.enabled() else None)
-            dataset, _ = pipeline.make_dataset(table, config, name=f"benchmark_{name}")
-            images_per_second(dataset)  # fills the cache
-            count, seconds = max((images_per_second(dataset) for _ in range(2)), key=lambda r: r[0] / r[1])
-            print(f"{size:>5} {name:<24} {count / seconds:9.0f}  {','.join(augment_config.enabled()) or '-'}")
+            variants = {"default": pipeline.make_dataset(table, config, name=f"benchmark_{name}")[0]}
+            if compare_op and augment_config.enabled():
+                with projective_op_only():
+                    variants["projective op"] = pipeline.make_dataset(table, config, name=f"benchmark_{name}_op")[0]
+            rates = {variant: [] for variant in variants}
+            for dataset in variants.values():
+                images_per_second(dataset)  # fills the cache
+            for _ in range(passes):
+                for variant, dataset in variants.items():
+                    count, seconds = images_per_second(dataset)
+                    rates[variant].append(count / seconds)
+            for variant, values in rates.items():
+                print(f"{size:>5} {name:<24} {variant:<14} {max(values):12.0f} "
+                      f"{' '.join(f'{v:.0f}' for v in values):<24} {','.join(augment_config.enabled()) or '-'}")
             sys.stdout.flush()
-            del dataset
+            del variants
 
 
 def main(argv=None) -> int:
@@ -125,6 +157,9 @@ def main(argv=None) -> int:
     parser.add_argument("--configs", nargs="+", default=[],
                         help="also time these training configs' augmentation sets (names in training/configs, or 'all')")
     parser.add_argument("--skip-table", action="store_true", help="only the --configs rows")
+    parser.add_argument("--passes", type=int, default=3, help="timed passes per --configs row; the best counts [3]")
+    parser.add_argument("--compare-op", action="store_true",
+                        help="--configs rows also with ImageProjectiveTransformV3 resampling (the previous path)")
     parser.add_argument("--verbose", action="store_true", help="log the pipeline reports")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
@@ -141,7 +176,7 @@ def main(argv=None) -> int:
     print(f"# faces:   {len(table)} read, {bad} unusable; up-front decode check {seconds:.1f} s "
           f"({len(table) / seconds:.0f} images/s)")
     if args.skip_table:
-        time_configs(table, args.sizes, args.batch_size, args.seed, args.configs)
+        time_configs(table, args.sizes, args.batch_size, args.seed, args.configs, args.passes, args.compare_op)
         return 0
     print()
     print(f"{'size':>5} {'cache':>7} {'augment':>8} {'fill img/s':>11} {'img/s':>9} {'images':>7}")
@@ -171,7 +206,7 @@ def main(argv=None) -> int:
         print(f"\ncached 64x64 without augmentation: {results[key]:.0f} images/s "
               f"({verdict} the {TARGET_IMAGES_PER_SECOND:.0f} images/s target)")
     if args.configs:
-        time_configs(table, args.sizes, args.batch_size, args.seed, args.configs)
+        time_configs(table, args.sizes, args.batch_size, args.seed, args.configs, args.passes, args.compare_op)
     return 0
 
 

@@ -248,12 +248,9 @@ class Augmenter:
                 translate_y=c.shift_range * tf.cast(height, tf.float32) * u[4],
             ))
         affine = "affine" in seeds
-        # Without rotation and shear every transform keeps the axes, and the
-        # resampling is two small matrix products (same result, ~3x faster).
-        axis_aligned = not affine or (c.rotation_range == 0 and c.shear_range == 0)
         return image_ops.transform(images, image_ops.compose(*transforms),
                                    interpolation="bilinear" if affine else "nearest",
-                                   fill_mode=c.affine_fill if affine else c.crop_fill, axis_aligned=axis_aligned)
+                                   fill_mode=c.affine_fill if affine else c.crop_fill)
 
     # === Photometric ===
     @staticmethod

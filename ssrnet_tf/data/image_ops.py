@@ -98,8 +98,16 @@ def affine_matrices(
 
 
 def transform(images: tf.Tensor, matrices: tf.Tensor, *, interpolation: str = "bilinear",
-              fill_mode: str = "reflect", fill_value: float = 0.0, axis_aligned: bool = False) -> tf.Tensor:
-    """Resamples each image through its projective transform (one op for the batch).
+              fill_mode: str = "reflect", fill_value: float = 0.0) -> tf.Tensor:
+    """Resamples each image through its projective transform.
+
+    Images whose transform keeps the axes (only scale, shift and mirror:
+    ``a1 = b0 = c0 = c1 = 0``, e.g. a flip, a crop offset, or an affine
+    transform not drawn for that image) are resampled as two small matrix
+    products (:func:`axis_aligned_transform`, about 3x faster on a CPU,
+    same result to float rounding); the others, and every image for
+    ``wrap`` or a non-zero ``fill_value``, go through
+    ``ImageProjectiveTransformV3``.
 
     Args:
         images: ``(batch, height, width, 3)`` float32.
@@ -107,13 +115,6 @@ def transform(images: tf.Tensor, matrices: tf.Tensor, *, interpolation: str = "b
         interpolation: ``"nearest"`` or ``"bilinear"``.
         fill_mode: ``"constant"``, ``"reflect"``, ``"nearest"`` or ``"wrap"``.
         fill_value: Value outside the image for ``"constant"``.
-        axis_aligned: The caller promises the transforms only scale, shift
-            and mirror each axis (``a1 = b0 = c0 = c1 = 0``, e.g. zoom,
-            shift and flip without rotation or shear). Then the resampling
-            is done as two small matrix products per image
-            (:func:`axis_aligned_transform`, about 3x faster on a CPU, same
-            result to float rounding); ``wrap`` and a non-zero
-            ``fill_value`` still take the general op.
 
     Returns:
         Images of the same shape.
@@ -122,16 +123,23 @@ def transform(images: tf.Tensor, matrices: tf.Tensor, *, interpolation: str = "b
         raise ValueError(f"interpolation must be one of {INTERPOLATIONS}, got {interpolation!r}.")
     if fill_mode not in FILL_MODES:
         raise ValueError(f"fill_mode must be one of {FILL_MODES}, got {fill_mode!r}.")
-    if axis_aligned and fill_mode in _SEPARABLE_FILL_MODES and fill_value == 0.0:
-        return axis_aligned_transform(images, matrices, interpolation=interpolation, fill_mode=fill_mode)
-    return tf.raw_ops.ImageProjectiveTransformV3(
-        images=images,
-        transforms=tf.cast(matrices, tf.float32),
-        output_shape=tf.shape(images)[1:3],
-        fill_value=tf.constant(fill_value, tf.float32),
-        interpolation=interpolation.upper(),
-        fill_mode=fill_mode.upper(),
-    )
+    matrices = tf.cast(matrices, tf.float32)
+
+    def projective(part, rows):
+        return tf.raw_ops.ImageProjectiveTransformV3(
+            images=part,
+            transforms=tf.gather(matrices, rows),
+            output_shape=tf.shape(images)[1:3],
+            fill_value=tf.constant(fill_value, tf.float32),
+            interpolation=interpolation.upper(),
+            fill_mode=fill_mode.upper(),
+        )
+
+    if fill_mode not in _SEPARABLE_FILL_MODES or fill_value != 0.0:
+        return projective(images, tf.range(tf.shape(images)[0]))
+    aligned = tf.reduce_all(tf.equal(tf.gather(matrices, [1, 3, 6, 7], axis=1), 0.0), axis=1)
+    return apply_by_group(images, aligned, [projective, lambda part, rows: axis_aligned_transform(
+        part, tf.gather(matrices, rows), interpolation=interpolation, fill_mode=fill_mode)])
 
 
 # Fill modes :func:`axis_aligned_transform` reproduces (with fill value 0).
