@@ -123,6 +123,17 @@ def _plot(rows, path: pathlib.Path) -> None:
     plt.close(figure)
 
 
+def _shipped_int8():
+    """Registry name of the default shipped model's int8 file, or ``None`` when nothing is shipped."""
+    from ssrnet_tf import pretrained  # pylint: disable=import-outside-toplevel
+
+    try:
+        name = pretrained.default_model_name() + pretrained.INT8_SUFFIX
+    except FileNotFoundError:
+        return None
+    return name if name in pretrained.shipped_files() else None
+
+
 def run_pipeline(args: argparse.Namespace) -> int:
     """``bench --pipeline FOLDER``: stage times of photo -> ages, 1 and all threads."""
     from ssrnet_tf.commands.predict import collect_images  # pylint: disable=import-outside-toplevel
@@ -137,9 +148,8 @@ def run_pipeline(args: argparse.Namespace) -> int:
     if not paths:
         raise ValueError(f"{args.pipeline}: no image files found.")
     weights_dir = args.weights_dir or os.environ.get(WEIGHTS_DIR_ENV)
-    if args.models:
-        model_path = args.models[0]
-    else:
+    model_path = args.models[0] if args.models else _shipped_int8()
+    if model_path is None:
         model_path = pipeline_benchmark.published_int8(args.weights, output_dir, weights_dir=weights_dir)
     print(f"age model: {model_path}; {len(paths)} photos from {args.pipeline}; best of {args.repeats} passes per photo")
     print(f"cpu: {cpu_name()}, {os.cpu_count()} logical cores (other processes on the machine slow these figures)")
@@ -216,8 +226,8 @@ def add_parser(commands) -> None:
     parser.add_argument("--xnnpack-only", action="store_true", help="skip the XNNPACK-off runs")
     parser.add_argument("--pipeline", metavar="FOLDER",
                         help="instead: time photo -> ages on the photos in FOLDER per stage (decode, detect, align, "
-                        "age model) with 1 and all threads; the age model is the first MODEL, else the published "
-                        "--weights as int8")
+                        "age model) with 1 and all threads; the age model is the first MODEL, else the shipped int8 model, "
+                        "else the published --weights as int8")
     parser.add_argument("--detectors", nargs="+", choices=("litert", "mtcnn"), default=["litert"],
                         help="MTCNN backends timed by --pipeline [litert]")
     parser.add_argument("--photos", type=int, default=50, help="photos timed by --pipeline [50]")

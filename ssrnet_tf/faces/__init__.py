@@ -6,7 +6,11 @@ prepare``) and inference (``ssrnet-tf predict``) alike:
 :class:`ssrnet_tf.model_spec.ModelSpec`. See :mod:`.face_template` for the
 measured UTKFace layout the similarity alignment reproduces.
 
-Heavy dependencies (OpenCV, MTCNN/TensorFlow) load on first use.
+Face detection is MTCNN with the ``mtcnn`` package's weights, run through
+LiteRT (:mod:`.mtcnn_litert`) or the package itself; :mod:`.video` runs the
+predictor on video files and cameras, :mod:`.pipeline_benchmark` times its
+stages. Heavy dependencies (OpenCV, LiteRT, MTCNN/TensorFlow) load on first
+use.
 """
 
 from ssrnet_tf.faces.age_predictor import AgeModel, AgePredictor, default_spec, load_age_model, published_spec
