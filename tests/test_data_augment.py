@@ -158,22 +158,27 @@ def test_affine_probability_transforms_only_the_chosen_images(batch):
 
 @pytest.mark.parametrize("interpolation", ["bilinear", "nearest"])
 @pytest.mark.parametrize("fill_mode", ["reflect", "constant", "nearest"])
-def test_axis_aligned_transforms_match_the_projective_op(interpolation, fill_mode):
-    """Scale/shift/mirror images take the matrix-product path; sheared ones the op; same result."""
+def test_row_preserving_transforms_match_the_projective_op(interpolation, fill_mode):
+    """Flip, zoom, shift and shear along x take the compiled path; rotations the op; same result."""
     rng = np.random.default_rng(3)
     images = tf.constant(rng.uniform(0, 255, (24, 20, 28, 3)), tf.float32)
     flip = tf.constant(rng.uniform(size=24) < 0.5)
     shear = np.where(np.arange(24) % 3 == 0, np.tan(rng.uniform(-0.3, 0.3, 24)), 0.0)
-    matrices = image_ops.compose(
-        image_ops.mirror_matrices(28, flip),
-        image_ops.affine_matrices(20, 28, scale=rng.uniform(0.4, 1.6, 24), shear_x=shear,
-                                  translate_x=rng.uniform(-40, 40, 24), translate_y=rng.uniform(-30, 30, 24)))
-    expected = tf.raw_ops.ImageProjectiveTransformV3(
-        images=images, transforms=matrices, output_shape=[20, 28], fill_value=0.0,
-        interpolation=interpolation.upper(), fill_mode=fill_mode.upper())
-    tolerance = 0.0 if interpolation == "nearest" else 1e-3
-    got = image_ops.transform(images, matrices, interpolation=interpolation, fill_mode=fill_mode)
-    np.testing.assert_allclose(got.numpy(), expected.numpy(), atol=tolerance, rtol=0)
-    aligned = image_ops.axis_aligned_transform(tf.gather(images, [1, 2]), tf.gather(matrices, [1, 2]),
-                                               interpolation=interpolation, fill_mode=fill_mode)
-    np.testing.assert_allclose(aligned.numpy(), tf.gather(expected, [1, 2]).numpy(), atol=tolerance, rtol=0)
+
+    def matrices(rotation):
+        return image_ops.compose(
+            image_ops.mirror_matrices(28, flip),
+            image_ops.affine_matrices(20, 28, scale=rng.uniform(0.4, 1.6, 24), shear_x=shear, rotation=rotation,
+                                      translate_x=rng.uniform(-40, 40, 24), translate_y=rng.uniform(-30, 30, 24)))
+
+    tolerance = 0.0 if interpolation == "nearest" else 1e-2
+    for rotation in (np.zeros(24), rng.uniform(-0.3, 0.3, 24)):
+        transforms = matrices(rotation)
+        expected = tf.raw_ops.ImageProjectiveTransformV3(
+            images=images, transforms=transforms, output_shape=[20, 28], fill_value=0.0,
+            interpolation=interpolation.upper(), fill_mode=fill_mode.upper())
+        got = image_ops.transform(images, transforms, interpolation=interpolation, fill_mode=fill_mode)
+        np.testing.assert_allclose(got.numpy(), expected.numpy(), atol=tolerance, rtol=0)
+    rows = image_ops.row_preserving_transform(images, matrices(np.zeros(24)), interpolation=interpolation,
+                                              fill_mode=fill_mode)
+    assert rows.shape == images.shape

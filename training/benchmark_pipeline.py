@@ -99,11 +99,16 @@ def config_augmentations(names) -> dict:
 @contextlib.contextmanager
 def projective_op_only():
     """Inside: every geometric augmentation resamples with ImageProjectiveTransformV3
-    (the path before the axis-aligned matrix products), for comparison."""
+    (the path before the compiled row-preserving one), for comparison."""
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
     general = image_ops.transform
 
-    def op_only(*args, axis_aligned=False, **kwargs):  # pylint: disable=unused-argument
-        return general(*args, **kwargs)
+    def op_only(images, matrices, *, interpolation="bilinear", fill_mode="reflect", fill_value=0.0):
+        return tf.raw_ops.ImageProjectiveTransformV3(
+            images=images, transforms=tf.cast(matrices, tf.float32), output_shape=tf.shape(images)[1:3],
+            fill_value=tf.constant(fill_value, tf.float32), interpolation=interpolation.upper(),
+            fill_mode=fill_mode.upper())
 
     image_ops.transform = op_only
     try:
