@@ -104,7 +104,7 @@ def projective_op_only():
 
     general = image_ops.transform
 
-    def op_only(images, matrices, *, interpolation="bilinear", fill_mode="reflect", fill_value=0.0):
+    def op_only(images, matrices, *, interpolation="bilinear", fill_mode="reflect", fill_value=0.0, compiled=True):  # noqa: ARG001
         return tf.raw_ops.ImageProjectiveTransformV3(
             images=images, transforms=tf.cast(matrices, tf.float32), output_shape=tf.shape(images)[1:3],
             fill_value=tf.constant(fill_value, tf.float32), interpolation=interpolation.upper(),

@@ -98,7 +98,7 @@ def affine_matrices(
 
 
 def transform(images: tf.Tensor, matrices: tf.Tensor, *, interpolation: str = "bilinear",
-              fill_mode: str = "reflect", fill_value: float = 0.0) -> tf.Tensor:
+              fill_mode: str = "reflect", fill_value: float = 0.0, compiled: bool = True) -> tf.Tensor:
     """Resamples each image through its projective transform.
 
     When no transform of the batch rotates or shears along y (``b0 = c0 =
@@ -115,6 +115,9 @@ def transform(images: tf.Tensor, matrices: tf.Tensor, *, interpolation: str = "b
         interpolation: ``"nearest"`` or ``"bilinear"``.
         fill_mode: ``"constant"``, ``"reflect"``, ``"nearest"`` or ``"wrap"``.
         fill_value: Value outside the image for ``"constant"``.
+        compiled: Allow the XLA path. XLA compiles once per batch size, so
+            callers whose batches vary in size (groups of a partitioned
+            batch) pass ``False``.
 
     Returns:
         Images of the same shape.
@@ -136,11 +139,11 @@ def transform(images: tf.Tensor, matrices: tf.Tensor, *, interpolation: str = "b
             fill_mode=fill_mode.upper(),
         )
 
-    if fill_mode not in _SEPARABLE_FILL_MODES or fill_value != 0.0:
+    if not compiled or fill_mode not in _SEPARABLE_FILL_MODES or fill_value != 0.0:
         return projective()
     keeps_rows = tf.reduce_all(tf.equal(tf.gather(matrices, [3, 6, 7], axis=1), 0.0))
-    compiled = _compiled_row_transform(interpolation, fill_mode)
-    return tf.cond(keeps_rows, lambda: compiled(images, matrices), projective)
+    rows_transform = _compiled_row_transform(interpolation, fill_mode)
+    return tf.cond(keeps_rows, lambda: rows_transform(images, matrices), projective)
 
 
 # Fill modes :func:`row_preserving_transform` reproduces (with fill value 0).

@@ -114,7 +114,8 @@ def _operation(name: str, sign: tf.Tensor, m: float, fill_mode: str):
             size = {"translate_x": tf.cast(width, tf.float32), "translate_y": tf.cast(height, tf.float32)}
             values = {key: signed(rows, maximum * size.get(key, 1.0)) for key, maximum in parameters.items()}
             matrices = image_ops.affine_matrices(height, width, **values)
-            return image_ops.transform(images, matrices, interpolation="bilinear", fill_mode=fill_mode)
+            # Group sizes vary from batch to batch: no XLA path (it compiles per size).
+            return image_ops.transform(images, matrices, interpolation="bilinear", fill_mode=fill_mode, compiled=False)
         return function
 
     def enhance(adjust):
