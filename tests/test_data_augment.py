@@ -182,3 +182,9 @@ def test_row_preserving_transforms_match_the_projective_op(interpolation, fill_m
     rows = image_ops.row_preserving_transform(images, matrices(np.zeros(24)), interpolation=interpolation,
                                               fill_mode=fill_mode)
     assert rows.shape == images.shape
+
+
+def test_transform_keeps_the_image_dtype():
+    images = tf.fill([2, 8, 8, 3], tf.constant(100.0, tf.float16))
+    matrices = image_ops.affine_matrices(8, 8, translate_x=[1.0, -1.0])
+    assert image_ops.transform(images, matrices).dtype == tf.float16

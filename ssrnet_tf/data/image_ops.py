@@ -126,7 +126,7 @@ def transform(images: tf.Tensor, matrices: tf.Tensor, *, interpolation: str = "b
         raise ValueError(f"interpolation must be one of {INTERPOLATIONS}, got {interpolation!r}.")
     if fill_mode not in FILL_MODES:
         raise ValueError(f"fill_mode must be one of {FILL_MODES}, got {fill_mode!r}.")
-    images = tf.convert_to_tensor(images, tf.float32)
+    images = tf.convert_to_tensor(images)
     matrices = tf.cast(matrices, tf.float32)
 
     def projective():
@@ -143,7 +143,8 @@ def transform(images: tf.Tensor, matrices: tf.Tensor, *, interpolation: str = "b
         return projective()
     keeps_rows = tf.reduce_all(tf.equal(tf.gather(matrices, [3, 6, 7], axis=1), 0.0))
     rows_transform = _compiled_row_transform(interpolation, fill_mode)
-    return tf.cond(keeps_rows, lambda: rows_transform(images, matrices), projective)
+    return tf.cond(keeps_rows, lambda: tf.cast(rows_transform(tf.cast(images, tf.float32), matrices), images.dtype),
+                   projective)
 
 
 # Fill modes :func:`row_preserving_transform` reproduces (with fill value 0).
