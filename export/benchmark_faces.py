@@ -142,8 +142,16 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", type=pathlib.Path, default=pathlib.Path("runs/bench/faces.json"))
     parser.add_argument("--skip-comparison", action="store_true", help="only the timings")
+    parser.add_argument("--write-frames", type=pathlib.Path, metavar="DIR",
+                        help="only write the one-face frames as JPEG files into DIR (e.g. for ssrnet-tf bench --pipeline)")
     args = parser.parse_args(argv)
 
+    if args.write_frames:
+        args.write_frames.mkdir(parents=True, exist_ok=True)
+        for index, frame in enumerate(make_frames(args.data_dir, args.singles, 0, args.seed)[0]):
+            cv2.imwrite(str(args.write_frames / f"frame_{index:03d}.jpg"), frame, [cv2.IMWRITE_JPEG_QUALITY, 92])
+        print(f"{args.singles} frames written to {args.write_frames}")
+        return 0
     print(f"# command: {shlex.join([sys.executable, *sys.argv])}")
     print(f"# cpu: {cpu_name()}, {os.cpu_count()} logical cores; LiteRT and OpenCV on 1 thread")
     args.output.parent.mkdir(parents=True, exist_ok=True)
