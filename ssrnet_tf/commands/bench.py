@@ -149,8 +149,11 @@ def run_pipeline(args: argparse.Namespace) -> int:
         raise ValueError(f"{args.pipeline}: no image files found.")
     weights_dir = args.weights_dir or os.environ.get(WEIGHTS_DIR_ENV)
     model_path = args.models[0] if args.models else _shipped_int8()
-    if model_path is None:
-        model_path = pipeline_benchmark.published_int8(args.weights, output_dir, weights_dir=weights_dir)
+    if model_path is None:  # nothing shipped: the published SSR-Net (--weights if it names one), as int8
+        from ssrnet_tf import pretrained  # pylint: disable=import-outside-toplevel
+
+        published = args.weights if args.weights in pretrained.REGISTRY else "imdb"
+        model_path = pipeline_benchmark.published_int8(published, output_dir, weights_dir=weights_dir)
     print(f"age model: {model_path}; {len(paths)} photos from {args.pipeline}; best of {args.repeats} passes per photo")
     print(f"cpu: {cpu_name()}, {os.cpu_count()} logical cores (other processes on the machine slow these figures)")
     timings = []
@@ -227,7 +230,7 @@ def add_parser(commands) -> None:
     parser.add_argument("--pipeline", metavar="FOLDER",
                         help="instead: time photo -> ages on the photos in FOLDER per stage (decode, detect, align, "
                         "age model) with 1 and all threads; the age model is the first MODEL, else the shipped int8 model, "
-                        "else the published --weights as int8")
+                        "else the published SSR-Net (imdb) as int8")
     parser.add_argument("--detectors", nargs="+", choices=("litert", "mtcnn"), default=["litert"],
                         help="MTCNN backends timed by --pipeline [litert]")
     parser.add_argument("--photos", type=int, default=50, help="photos timed by --pipeline [50]")
