@@ -34,6 +34,25 @@ def tensors(flatbuffer):
     return model, model.subgraphs[0]
 
 
+def graph_tensor_type(model, operator):
+    """Name of the type of an operator's weights (input 1)."""
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    names = {value: name for name, value in vars(schema.TensorType).items() if not name.startswith("_")}
+    return names[model.subgraphs[0].tensors[operator.inputs[1]].type]
+
+
+def test_min_runtime_metadata_is_raised_never_lowered():
+    raw = convert_to_tflite(build_ssrnet(), strip_names=False)
+    model = flatbuffer_lib.read_model(raw)
+    assert flatbuffer_lib.min_runtime_version(model) == "1.14.0"
+    flatbuffer_lib.require_min_runtime(model, "2.17.0")
+    flatbuffer_lib.require_min_runtime(model, "2.3.0")
+    rewritten = flatbuffer_lib.compact_flatbuffer(flatbuffer_lib.write_model(model))
+    assert flatbuffer_lib.min_runtime_version(rewritten) == "2.17.0"
+    assert flatbuffer_lib.runtime_at_least("2.17.0", "2.9.0") and not flatbuffer_lib.runtime_at_least("2.14.0", "2.17.0")
+
+
 def test_compaction_is_lossless_and_smaller():
     model = build_ssrnet()
     raw = convert_to_tflite(model, strip_names=False)
@@ -58,6 +77,18 @@ def test_int8_head_weights_are_int8_and_close():
     converted, count = flatbuffer_lib.int8_fully_connected_weights(with_float_head)
     assert count == 15  # six dense layers per stage, three stages, less the single-unit scale layers
     assert len(converted) < len(with_float_head) - 5000
+    # The rewritten ops declare per-channel hybrid FULLY_CONNECTED (version
+    # 12, TFLite 2.17+), so that older runtimes refuse the file at load time.
+    assert flatbuffer_lib.min_runtime_version(with_float_head) == "1.14.0"
+    assert flatbuffer_lib.min_runtime_version(converted) == flatbuffer_lib.PER_CHANNEL_HYBRID_FC_RUNTIME
+    parsed, _ = tensors(converted)
+    fully_connected = flatbuffer_lib.builtin_op_indices(parsed, "FULLY_CONNECTED")
+    versions = sorted(
+        (flatbuffer_lib.code_version(parsed, op), graph_tensor_type(parsed, op))
+        for op in parsed.subgraphs[0].operators if op.opcodeIndex in fully_connected
+    )
+    assert versions.count((12, "INT8")) == count
+    assert {version for version, kind in versions if kind == "FLOAT32"} == {1}  # single-unit layers keep theirs
     _, graph = tensors(converted)
     assert not any(t.type == 0 and t.shape is not None and len(t.shape) == 2 and t.shape[0] > 1 and t.buffer
                    for t in graph.tensors)

@@ -20,16 +20,40 @@ weights of ``FULLY_CONNECTED`` ops that full-integer export keeps in float
 one symmetric scale per output unit, and the op runs "hybrid" (float
 activations, int8 weights), which both the reference kernels and XNNPACK's
 dynamically quantized fully connected operator execute.
+
+Every rewrite that needs more of a runtime than the converter's output says
+so in the file, as the converter itself does: the operator version
+(:func:`use_operator_version`; a runtime that does not register that version
+refuses the file at load time, "Didn't find op for builtin opcode ... version
+...") and the model's ``min_runtime_version`` metadata
+(:func:`require_min_runtime`, read back by :func:`min_runtime_version`).
+TensorFlow's tables ``tensorflow/compiler/mlir/lite/tools/versioning/
+op_version.cc`` and ``runtime_version.cc`` define both.
 """
 
 from __future__ import annotations
 
-from typing import Dict, Tuple
+import re
+from typing import Dict, Optional, Tuple
 
 import numpy as np
 
 #: Alignment of constant tensor data, as the TFLite converter writes it.
 _DATA_ALIGNMENT = 16
+
+#: Name of the metadata entry holding the oldest runtime that runs a model.
+MIN_RUNTIME_METADATA = "min_runtime_version"
+#: Bytes of that entry's buffer (a NUL-padded version string, as the
+#: converter writes it).
+_MIN_RUNTIME_BYTES = 16
+
+#: ``FULLY_CONNECTED`` with float input and output and int8 weights quantized
+#: per output unit ("hybrid, per channel") is operator version 12, first run
+#: by TFLite 2.17 (op_version.cc, runtime_version.cc). Older runtimes run the
+#: same file as version 1-11 hybrid ops with *one* scale for the whole
+#: matrix: TFLite 2.14 computes a wrong age without any error.
+PER_CHANNEL_HYBRID_FC_VERSION = 12
+PER_CHANNEL_HYBRID_FC_RUNTIME = "2.17.0"
 
 
 def _schema():
@@ -143,6 +167,80 @@ def compact_flatbuffer(flatbuffer: bytes) -> bytes:
     return write_model(model, len(flatbuffer))
 
 
+def _version_key(version: str) -> Tuple[int, ...]:
+    return tuple(int(part) for part in re.findall(r"\d+", version)[:3])
+
+
+def runtime_at_least(version: str, minimum: str) -> bool:
+    """Whether runtime ``version`` (``"2.14.0"``) is ``minimum`` or newer."""
+    return _version_key(version) >= _version_key(minimum)
+
+
+def min_runtime_version(flatbuffer_or_model) -> Optional[str]:
+    """The ``min_runtime_version`` a ``.tflite`` model declares, if any.
+
+    Args:
+        flatbuffer_or_model: ``.tflite`` bytes or a ``ModelT``.
+
+    Returns:
+        A version string such as ``"1.14.0"``, or ``None`` when the file has
+        no such metadata.
+    """
+    model = read_model(flatbuffer_or_model) if isinstance(flatbuffer_or_model, (bytes, bytearray)) else flatbuffer_or_model
+    for entry in model.metadata or []:
+        name = entry.name.decode() if isinstance(entry.name, bytes) else entry.name
+        if name == MIN_RUNTIME_METADATA:
+            data = model.buffers[entry.buffer].data
+            raw = bytes(np.asarray(data, dtype=np.uint8)) if data is not None else b""
+            return raw.split(b"\0", 1)[0].decode() or None
+    return None
+
+
+def require_min_runtime(model, version: str) -> None:
+    """Raises a ``ModelT``'s ``min_runtime_version`` to at least ``version``."""
+    schema = _schema()
+    current = min_runtime_version(model)
+    if current is not None and runtime_at_least(current, version):
+        return
+    data = np.zeros(max(_MIN_RUNTIME_BYTES, len(version)), dtype=np.uint8)
+    data[: len(version)] = np.frombuffer(version.encode(), dtype=np.uint8)
+    for entry in model.metadata or []:
+        name = entry.name.decode() if isinstance(entry.name, bytes) else entry.name
+        if name == MIN_RUNTIME_METADATA:
+            model.buffers[entry.buffer].data = data
+            return
+    buffer = schema.BufferT()
+    buffer.data = data
+    model.buffers.append(buffer)
+    entry = schema.MetadataT()
+    entry.name = MIN_RUNTIME_METADATA
+    entry.buffer = len(model.buffers) - 1
+    model.metadata = list(model.metadata or []) + [entry]
+
+
+def use_operator_version(model, operator, version: int) -> None:
+    """Points ``operator`` at an operator code of the same op with ``version``.
+
+    The other operators that shared its code keep theirs; an existing code
+    with that op and version is reused, else one is appended.
+    """
+    schema = _schema()
+    code = model.operatorCodes[operator.opcodeIndex]
+    if code.version == version:
+        return
+    for index, other in enumerate(model.operatorCodes):
+        if (other.builtinCode, other.deprecatedBuiltinCode, other.customCode, other.version) == (
+            code.builtinCode, code.deprecatedBuiltinCode, code.customCode, version
+        ):
+            operator.opcodeIndex = index
+            return
+    new_code = schema.OperatorCodeT()
+    new_code.builtinCode, new_code.deprecatedBuiltinCode = code.builtinCode, code.deprecatedBuiltinCode
+    new_code.customCode, new_code.version = code.customCode, version
+    model.operatorCodes.append(new_code)
+    operator.opcodeIndex = len(model.operatorCodes) - 1
+
+
 def builtin_op_indices(model, *names: str) -> Dict[int, str]:
     """``{operator code index: name}`` of the named builtin ops in a ``ModelT``."""
     schema = _schema()
@@ -155,12 +253,24 @@ def builtin_op_indices(model, *names: str) -> Dict[int, str]:
     return found
 
 
+def code_version(model, operator) -> int:
+    """The operator version an operator of a ``ModelT`` declares."""
+    return int(model.operatorCodes[operator.opcodeIndex].version)
+
+
 def int8_fully_connected_weights(flatbuffer: bytes) -> Tuple[bytes, int]:
     """Stores float32 ``FULLY_CONNECTED`` weights as per-unit int8 (hybrid).
 
-    Layers with a single output unit keep float weights. Each output unit's weights get one symmetric scale ``max|w| / 127``
-    (zero point 0); inputs and outputs stay float32. Weights are at most
-    ``scale / 2`` off: about 0.4 % of the largest weight of a unit.
+    Layers with a single output unit keep float weights. Each output unit's
+    weights get one symmetric scale ``max|w| / 127`` (zero point 0); inputs
+    and outputs stay float32. Weights are at most ``scale / 2`` off: about
+    0.4 % of the largest weight of a unit.
+
+    Needs TFLite/LiteRT 2.17 or newer: the rewritten ops declare operator
+    version :data:`PER_CHANNEL_HYBRID_FC_VERSION` and the model's
+    ``min_runtime_version`` becomes at least
+    :data:`PER_CHANNEL_HYBRID_FC_RUNTIME`, so that an older runtime refuses
+    the file at load time instead of applying one scale to every unit.
 
     Args:
         flatbuffer: A ``.tflite`` model.
@@ -197,7 +307,10 @@ def int8_fully_connected_weights(flatbuffer: bytes) -> Tuple[bytes, int]:
             params.zeroPoint = np.zeros(len(scale), dtype=np.int64)
             params.quantizedDimension = 0
             weights.quantization = params
+            use_operator_version(model, operator, max(PER_CHANNEL_HYBRID_FC_VERSION, code_version(model, operator)))
             count += 1
+    if count:
+        require_min_runtime(model, PER_CHANNEL_HYBRID_FC_RUNTIME)
     _as_arrays(model)
     return write_model(model, len(flatbuffer)), count
 

@@ -826,7 +826,7 @@ def restore_float_weights(qat_model, keras3_model):
 
 def export_qat_tflite(
     qat_model, output_path: Optional[PathLike] = None, *, spec=None, strip_names: bool = True,
-    int8_head_weights: bool = True,
+    int8_head_weights: bool = False,
 ) -> bytes:
     """Converts a QAT model to an int8 ``.tflite`` (feature extractor int8, head float32).
 
@@ -838,17 +838,23 @@ def export_qat_tflite(
             metadata.
         strip_names: Whether to compact the file losslessly (drop internal
             tensor names, empty buffers and repeated vectors).
-        int8_head_weights: Whether to store the float head's dense weights
-            as per-unit int8 (hybrid ops), as the PTQ export does.
+        int8_head_weights: Opt-in, needs TFLite/LiteRT 2.17 or newer:
+            store the float head's dense weights as per-unit int8 (hybrid
+            ops), as :func:`ssrnet_tf.export.convert_to_tflite` can; the
+            kernels the converter itself makes int8 (more than 1,024
+            weights) get per-unit scales too. By default they get one scale
+            per matrix, which TFLite 2.14 runs.
 
     Returns:
         The flatbuffer bytes; float32 raw 0-255 BGR input, ages ``(N, 1)``.
     """
     from ssrnet_tf.export.flatbuffer import int8_fully_connected_weights  # pylint: disable=import-outside-toplevel
-    from ssrnet_tf.export.tflite import finish_flatbuffer  # pylint: disable=import-outside-toplevel
+    from ssrnet_tf.export.tflite import disable_per_channel_dense, finish_flatbuffer  # pylint: disable=import-outside-toplevel
 
     converter = tf.lite.TFLiteConverter.from_keras_model(qat_model)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if not int8_head_weights:
+        disable_per_channel_dense(converter)  # the float head's big kernels: TFLite 2.14 runs them per tensor
     with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
         # The converter prints the signature, and warns that a QAT graph's
         # float input has no quantization statistics: the input QuantizeLayer

@@ -109,7 +109,8 @@ def convert_to_tflite(
     int8_input_type: str = "float32",
     spec=None,
     strip_names: bool = True,
-    int8_head_weights: bool = True,
+    int8_head_weights: bool = False,
+    dynamic_per_channel_dense: bool = False,
 ) -> bytes:
     """Converts a Keras model to a ``.tflite`` flatbuffer.
 
@@ -139,10 +140,20 @@ def convert_to_tflite(
         strip_names: Whether to compact the file losslessly (drop internal
             tensor names, empty buffers and repeated vectors;
             :func:`ssrnet_tf.export.flatbuffer.compact_flatbuffer`).
-        int8_head_weights: For ``quantize="int8"``: store the float head's
-            dense weights as per-unit int8 (hybrid ops, float activations;
+        int8_head_weights: Opt-in, **needs TFLite/LiteRT 2.17 or newer**.
+            For ``quantize="int8"``: store the float head's dense weights as
+            per-unit int8 (hybrid ops, float activations;
             :func:`ssrnet_tf.export.flatbuffer.int8_fully_connected_weights`).
-            Saves 7.8 KB of SSR-Net's 69 KB.
+            Saves 7.8 KB of SSR-Net's 69 KB. Older runtimes (TFLite 2.14)
+            refuse such a file at load time; without it every export runs
+            on TFLite 2.14 (:mod:`ssrnet_tf.export.compatibility`).
+        dynamic_per_channel_dense: Opt-in, **needs TFLite/LiteRT 2.17 or
+            newer**. For ``quantize="dynamic"``: the converter quantizes
+            dense kernels with one scale per output unit ("per channel",
+            ``FULLY_CONNECTED`` version 12) instead of one per matrix.
+            Same size; TFLite 2.14 refuses such a file. Only dense kernels
+            of more than 1,024 weights are quantized at all (a backbone
+            head's, not SSR-Net's).
 
     Returns:
         The flatbuffer bytes.
@@ -168,6 +179,8 @@ def convert_to_tflite(
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
         if quantize == "float16":
             converter.target_spec.supported_types = [tf.float16]
+        if quantize == "dynamic" and not dynamic_per_channel_dense:
+            disable_per_channel_dense(converter)
         flatbuffer = _silent_convert(converter)
     else:
         if representative_images is None or len(representative_images) == 0:
@@ -198,6 +211,18 @@ def convert_to_tflite(
         if int8_head_weights:
             flatbuffer, _ = flatbuffer_lib.int8_fully_connected_weights(flatbuffer)
     return finish_flatbuffer(flatbuffer, strip_names=strip_names, spec=spec, output_path=output_path)
+
+
+def disable_per_channel_dense(converter) -> None:
+    """Makes the converter quantize dense kernels per tensor (runs on TFLite 2.14).
+
+    Since TensorFlow 2.17 the converter stores the int8 kernels of float
+    ("hybrid") ``FULLY_CONNECTED`` ops with one scale per output unit,
+    operator version 12, which TFLite 2.14 and 2.16 refuse to load. One scale
+    per matrix is version 3/9 (TFLite 1.14 / 2.3).
+    """
+    if hasattr(converter, "_experimental_disable_per_channel_quantization_for_dense_layers"):
+        converter._experimental_disable_per_channel_quantization_for_dense_layers = True  # pylint: disable=protected-access
 
 
 def finish_flatbuffer(flatbuffer: bytes, *, strip_names: bool = True, spec=None, output_path=None) -> bytes:

@@ -131,4 +131,22 @@ def build_age_model(
     if "age" not in outputs:
         raise ValueError(f"age head {age_head.name!r} has no 'age' output; outputs: {sorted(outputs)}.")
     model = keras.Model(image, outputs, name=name or f"{backbone}_{age_head.name}")
+    _name_outputs_by_key(model, outputs)
     return AgeTask(model=model, heads=all_heads)
+
+
+def _name_outputs_by_key(model: keras.Model, outputs: Dict) -> None:
+    """Names a dict-output model's outputs by their keys, for older Keras.
+
+    Keras up to at least 3.10 names a functional model's outputs after the
+    layers that produce them, checks ``compile(metrics={...})`` keys against
+    those names ("key 'age' does not correspond to any model output") and
+    picks ``y_true`` / ``y_pred`` entries of dicts by them. The model's
+    outputs are its dict's values in sorted-key order (``model.outputs``),
+    so the keys in that order are the names every Keras version agrees on.
+    """
+    produced_by = [tensor._keras_history[0].name for tensor in model.outputs]  # pylint: disable=protected-access
+    expected = [outputs[key]._keras_history[0].name for key in sorted(outputs)]  # pylint: disable=protected-access
+    if produced_by != expected:
+        raise ValueError(f"model outputs {produced_by} are not the sorted output dict {sorted(outputs)}.")
+    model.output_names = sorted(outputs)
