@@ -357,7 +357,7 @@ def build_and_check(out_dir: PathLike, faces: np.ndarray, *, side_python: PathLi
     """
     from ssrnet_tf.export import export_matrix  # pylint: disable=import-outside-toplevel
 
-    models = models if models is not None else export_matrix.reference_models(ssrnet_weights)
+    models = models if models is not None else export_matrix.reference_models(ssrnet_weights, faces)
     paths = []
     for named in models:
         size = int(named.model.input_shape[1])

@@ -114,11 +114,12 @@ def _ssrnet(weights: Optional[PathLike]) -> NamedModel:
     )
 
 
-def _backbone(head: str, extra_heads: Sequence[str] = (), modes: Optional[Sequence[str]] = None) -> NamedModel:
+def _backbone(head: str, extra_heads: Sequence[str] = (), modes: Optional[Sequence[str]] = None, faces=None) -> NamedModel:
     import keras  # pylint: disable=import-outside-toplevel
 
     from ssrnet_tf import heads  # pylint: disable=import-outside-toplevel
     from ssrnet_tf.export import qat_backbone  # pylint: disable=import-outside-toplevel
+    from ssrnet_tf.export.compatibility import faces_at  # pylint: disable=import-outside-toplevel
     from ssrnet_tf.models.age_model import build_age_model  # pylint: disable=import-outside-toplevel
 
     keras.utils.set_random_seed(0)
@@ -126,17 +127,48 @@ def _backbone(head: str, extra_heads: Sequence[str] = (), modes: Optional[Sequen
         "mobilenet_v2", heads.build_head(head), [heads.build_head(name) for name in extra_heads],
         input_size=64, alpha=0.35, weights=None,
     )
+    if faces is not None:
+        batch_norm_statistics_from(task.model, faces_at(faces, 64))
     name = "_".join(["mobilenet_v2", head, *extra_heads])
     return NamedModel(
         name, task.model, lambda faces: qat_backbone.quantize_aware_backbone_model(task.model, faces), modes
     )
 
 
+def _leaf_layers(model):
+    for layer in model.layers:
+        if hasattr(layer, "layers") and layer.layers:
+            yield from _leaf_layers(layer)
+        else:
+            yield layer
+
+
+def batch_norm_statistics_from(model, faces: np.ndarray) -> None:
+    """Sets every BN layer's moving statistics to those of ``faces``, in place.
+
+    A freshly initialised backbone (moving mean 0, variance 1) saturates and
+    gives the same age for every face, so a runtime computing something else
+    (the issue's "48.17 for every face") would pass unnoticed. With the
+    statistics of real faces, one pass in training mode with momentum 0,
+    the ages differ from face to face (49.99 to 52.27 years on the reference
+    faces for the multi-granularity model); the weights stay random.
+    """
+    import keras  # pylint: disable=import-outside-toplevel
+
+    norms = [layer for layer in _leaf_layers(model) if isinstance(layer, keras.layers.BatchNormalization)]
+    momenta = [layer.momentum for layer in norms]
+    for layer in norms:
+        layer.momentum = 0.0
+    model(np.asarray(faces, dtype=np.float32), training=True)
+    for layer, momentum in zip(norms, momenta):
+        layer.momentum = momentum
+
+
 #: Age heads the backbone model is exported with.
 AGE_HEADS = ("multi_granularity", "label_distribution", "dex", "regression")
 
 
-def reference_models(ssrnet_weights: Optional[PathLike] = None) -> List[NamedModel]:
+def reference_models(ssrnet_weights: Optional[PathLike] = None, faces: Optional[np.ndarray] = None) -> List[NamedModel]:
     """SSR-Net and a MobileNetV2 (alpha 0.35, 64 px) model with each age head.
 
     SSR-Net and the multi-granularity model (with the gender/race and
@@ -148,10 +180,12 @@ def reference_models(ssrnet_weights: Optional[PathLike] = None) -> List[NamedMod
 
     Args:
         ssrnet_weights: A published SSR-Net ``.h5`` (else random weights).
+        faces: Real raw BGR faces that set the backbone models' batch
+            normalisation statistics (:func:`batch_norm_statistics_from`).
 
     Returns:
         The models.
     """
-    models = [_ssrnet(ssrnet_weights), _backbone(AGE_HEADS[0], ("multi_task", "age_group"))]
-    models += [_backbone(head, modes=("int8",)) for head in AGE_HEADS[1:]]
+    models = [_ssrnet(ssrnet_weights), _backbone(AGE_HEADS[0], ("multi_task", "age_group"), faces=faces)]
+    models += [_backbone(head, modes=("int8",), faces=faces) for head in AGE_HEADS[1:]]
     return models

@@ -55,6 +55,37 @@ _MIN_RUNTIME_BYTES = 16
 PER_CHANNEL_HYBRID_FC_VERSION = 12
 PER_CHANNEL_HYBRID_FC_RUNTIME = "2.17.0"
 
+#: The first runtime of each ``(builtin op, version)`` this project's files
+#: use, from TensorFlow's ``runtime_version.cc``. A file whose every operator
+#: code is listed gets its ``min_runtime_version`` recomputed by
+#: :func:`declare_min_runtime`; otherwise the converter's value is only raised.
+_RUNTIME_OF = {
+    "ADD": ("1.5.0", "1.14.0", "2.4.0", "2.6.0"),
+    "AVERAGE_POOL_2D": ("1.5.0", "1.14.0", "2.3.0"),
+    "CONCATENATION": ("1.5.0", "1.14.0", "2.3.0"),
+    "CONV_2D": ("1.5.0", "1.14.0", "1.14.0", "2.3.0", "2.4.0", "2.9.0"),
+    "DEPTHWISE_CONV_2D": ("1.5.0", "1.12.0", "1.14.0", "2.2.0", "2.3.0", "2.3.0"),
+    "DEQUANTIZE": ("1.13.1", "1.14.0", "1.15.0", "2.2.0", "2.7.0"),
+    "DIV": ("1.6.0", "2.3.0"),
+    "FULLY_CONNECTED": (
+        "1.5.0", "1.10.0", "1.14.0", "1.14.0", "2.0.0", "2.1.0", "2.3.0", "2.3.0", "2.3.0", "2.11.0", "2.15.0", "2.17.0",
+    ),
+    "LOGISTIC": ("1.14.0", "1.14.0", "2.3.0"),
+    "MAXIMUM": ("1.14.0", "1.14.0", "2.3.0", "2.3.0"),
+    "MAX_POOL_2D": ("1.5.0", "1.14.0", "2.3.0"),
+    "MEAN": ("1.6.0", "1.14.0", "2.4.0"),
+    "MUL": ("1.5.0", "1.14.0", "1.15.0", "2.3.0", "2.6.0"),
+    "PAD": ("1.5.0", "1.14.0", "2.4.0", "2.6.0"),
+    "QUANTIZE": ("1.14.0", "1.15.0", "2.7.0"),
+    "RELU": ("1.5.0", "2.1.0", "2.5.0"),
+    "RELU6": ("1.5.0", "1.14.0", "2.5.0"),
+    "RESHAPE": ("1.5.0",),
+    "SOFTMAX": ("1.5.0", "1.14.0", "2.3.0"),
+    "STRIDED_SLICE": ("1.6.0", "1.14.0", "2.1.0", "2.2.0", "2.5.0", "2.6.0"),
+    "SUM": ("1.10.0", "1.15.0"),
+    "TANH": ("1.14.0", "1.14.0", "2.3.0"),
+}
+
 
 def _schema():
     from tensorflow.lite.python import schema_py_generated as schema  # pylint: disable=import-outside-toplevel
@@ -196,17 +227,17 @@ def min_runtime_version(flatbuffer_or_model) -> Optional[str]:
     return None
 
 
-def require_min_runtime(model, version: str) -> None:
-    """Raises a ``ModelT``'s ``min_runtime_version`` to at least ``version``."""
+def _metadata_name(entry) -> str:
+    return entry.name.decode() if isinstance(entry.name, bytes) else entry.name
+
+
+def _write_min_runtime(model, version: str) -> None:
+    """Writes (or adds) the ``min_runtime_version`` entry of a ``ModelT``."""
     schema = _schema()
-    current = min_runtime_version(model)
-    if current is not None and runtime_at_least(current, version):
-        return
     data = np.zeros(max(_MIN_RUNTIME_BYTES, len(version)), dtype=np.uint8)
     data[: len(version)] = np.frombuffer(version.encode(), dtype=np.uint8)
     for entry in model.metadata or []:
-        name = entry.name.decode() if isinstance(entry.name, bytes) else entry.name
-        if name == MIN_RUNTIME_METADATA:
+        if _metadata_name(entry) == MIN_RUNTIME_METADATA:
             model.buffers[entry.buffer].data = data
             return
     buffer = schema.BufferT()
@@ -216,6 +247,13 @@ def require_min_runtime(model, version: str) -> None:
     entry.name = MIN_RUNTIME_METADATA
     entry.buffer = len(model.buffers) - 1
     model.metadata = list(model.metadata or []) + [entry]
+
+
+def require_min_runtime(model, version: str) -> None:
+    """Raises a ``ModelT``'s ``min_runtime_version`` to at least ``version``."""
+    current = min_runtime_version(model)
+    if current is None or not runtime_at_least(current, version):
+        _write_min_runtime(model, version)
 
 
 def use_operator_version(model, operator, version: int) -> None:
@@ -239,6 +277,129 @@ def use_operator_version(model, operator, version: int) -> None:
     new_code.customCode, new_code.version = code.customCode, version
     model.operatorCodes.append(new_code)
     operator.opcodeIndex = len(model.operatorCodes) - 1
+
+
+def drop_unused_operator_codes(model) -> None:
+    """Removes operator codes no operator uses (a runtime resolves every listed code at load)."""
+    used = sorted({int(op.opcodeIndex) for subgraph in model.subgraphs for op in subgraph.operators})
+    new_index = {old: new for new, old in enumerate(used)}
+    model.operatorCodes = [model.operatorCodes[old] for old in used]
+    for subgraph in model.subgraphs:
+        for operator in subgraph.operators:
+            operator.opcodeIndex = new_index[int(operator.opcodeIndex)]
+
+
+def declare_min_runtime(model) -> Optional[str]:
+    """Sets a ``ModelT``'s ``min_runtime_version`` from its operator codes.
+
+    When every ``(op, version)`` is in the table (TensorFlow's
+    ``runtime_version.cc``), the metadata becomes the newest runtime among
+    them, lowering it too (after :func:`per_tensor_hybrid_fully_connected`);
+    otherwise it is only raised to that.
+
+    Returns:
+        The declared version.
+    """
+    schema = _schema()
+    names = {value: name for name, value in vars(schema.BuiltinOperator).items() if not name.startswith("_")}
+    runtimes, known = [], True
+    for code in model.operatorCodes:
+        table = _RUNTIME_OF.get(names.get(max(code.builtinCode, code.deprecatedBuiltinCode)), ())
+        if code.customCode is not None or not 1 <= code.version <= len(table):
+            known = False
+            continue
+        runtimes.append(table[code.version - 1])
+    newest = max(runtimes, key=_version_key, default="1.5.0")
+    if known:
+        _write_min_runtime(model, newest)
+    else:
+        require_min_runtime(model, newest)
+    return min_runtime_version(model)
+
+
+def float_or_hybrid_fully_connected_version(model, operator) -> int:
+    """The version TensorFlow's ``op_version.cc`` gives a float or hybrid ``FULLY_CONNECTED``.
+
+    Float input and output with int8 weights ("hybrid"): 12 with one scale
+    per output unit. Otherwise, in the file's order of precedence: 8 (sparse
+    weights), 6 (no bias input), 5 (``keep_num_dims``), then 9
+    (asymmetrically quantized inputs) or 3 for hybrid ops, 2 (shuffled
+    weights) or 1 for float ones.
+    """
+    schema = _schema()
+    weights = model.subgraphs[0].tensors[operator.inputs[1]]
+    hybrid = weights.type == schema.TensorType.INT8
+    params = weights.quantization
+    if hybrid and params is not None and params.scale is not None and len(params.scale) > 1:
+        return PER_CHANNEL_HYBRID_FC_VERSION
+    options = operator.builtinOptions
+    if weights.sparsity is not None:
+        return 8
+    if len(operator.inputs) == 2:
+        return 6
+    if options is not None and options.keepNumDims:
+        return 5
+    if hybrid:
+        return 9 if options is not None and options.asymmetricQuantizeInputs else 3
+    shuffled = schema.FullyConnectedOptionsWeightsFormat.SHUFFLED4x16INT8
+    return 2 if options is not None and options.weightsFormat == shuffled else 1
+
+
+def _float_fully_connected_ops(model):
+    """``(operator, weights tensor)`` of every float-input ``FULLY_CONNECTED`` op."""
+    schema = _schema()
+    fully_connected = builtin_op_indices(model, "FULLY_CONNECTED")
+    for subgraph in model.subgraphs:
+        for operator in subgraph.operators:
+            if operator.opcodeIndex not in fully_connected or len(operator.inputs) < 2 or operator.inputs[1] < 0:
+                continue
+            inputs, weights = subgraph.tensors[operator.inputs[0]], subgraph.tensors[operator.inputs[1]]
+            if inputs.type == schema.TensorType.FLOAT32 and weights.type in (schema.TensorType.INT8, schema.TensorType.FLOAT32):
+                yield operator, weights
+
+
+def per_tensor_hybrid_fully_connected(flatbuffer: bytes) -> Tuple[bytes, int]:
+    """Gives every hybrid ``FULLY_CONNECTED`` one weight scale, for TFLite 2.14.
+
+    Since TensorFlow 2.17 the converter stores the int8 weights of float
+    ("hybrid") dense layers with one scale per output unit, operator version
+    12, which TFLite 2.14 and 2.16 refuse to load; it even declares version
+    12 for weights with one scale. Here the per-unit weights ``q_ij * s_i``
+    are requantized to one symmetric scale ``max_i s_i`` (each weight moves by
+    at most half that step), every hybrid op declares the version
+    :func:`float_or_hybrid_fully_connected_version` gives it (the float ones
+    too: the converter puts them on the same version-12 code), and the model's
+    ``min_runtime_version`` is recomputed (:func:`declare_min_runtime`).
+
+    Args:
+        flatbuffer: A ``.tflite`` model.
+
+    Returns:
+        ``(flatbuffer, count)``: the rewritten model and how many weight
+        tensors were requantized.
+    """
+    schema = _schema()
+    model = read_model(flatbuffer)
+    count = 0
+    for operator, weights in _float_fully_connected_ops(model):
+        params = weights.quantization
+        scales = np.asarray(params.scale if params is not None and params.scale is not None else [], dtype=np.float32)
+        if weights.type == schema.TensorType.INT8 and len(scales) > 1:
+            buffer = model.buffers[weights.buffer]
+            quantized = np.frombuffer(np.asarray(buffer.data, dtype=np.uint8).tobytes(), dtype=np.int8)
+            quantized = quantized.reshape(len(scales), -1).astype(np.float32)
+            scale = np.float32(scales.max())
+            requantized = np.clip(np.round(quantized * (scales[:, None] / scale)), -127, 127).astype(np.int8)
+            buffer.data = np.frombuffer(requantized.tobytes(), dtype=np.uint8)
+            params.scale = np.asarray([scale], dtype=np.float32)
+            params.zeroPoint = np.zeros(1, dtype=np.int64)
+            params.quantizedDimension = 0
+            count += 1
+        use_operator_version(model, operator, float_or_hybrid_fully_connected_version(model, operator))
+    drop_unused_operator_codes(model)
+    declare_min_runtime(model)
+    _as_arrays(model)
+    return write_model(model, len(flatbuffer)), count
 
 
 def builtin_op_indices(model, *names: str) -> Dict[int, str]:
@@ -310,6 +471,7 @@ def int8_fully_connected_weights(flatbuffer: bytes) -> Tuple[bytes, int]:
             use_operator_version(model, operator, max(PER_CHANNEL_HYBRID_FC_VERSION, code_version(model, operator)))
             count += 1
     if count:
+        drop_unused_operator_codes(model)
         require_min_runtime(model, PER_CHANNEL_HYBRID_FC_RUNTIME)
     _as_arrays(model)
     return write_model(model, len(flatbuffer)), count

@@ -849,12 +849,11 @@ def export_qat_tflite(
         The flatbuffer bytes; float32 raw 0-255 BGR input, ages ``(N, 1)``.
     """
     from ssrnet_tf.export.flatbuffer import int8_fully_connected_weights  # pylint: disable=import-outside-toplevel
-    from ssrnet_tf.export.tflite import disable_per_channel_dense, finish_flatbuffer  # pylint: disable=import-outside-toplevel
+    from ssrnet_tf.export.flatbuffer import per_tensor_hybrid_fully_connected  # pylint: disable=import-outside-toplevel
+    from ssrnet_tf.export.tflite import finish_flatbuffer  # pylint: disable=import-outside-toplevel
 
     converter = tf.lite.TFLiteConverter.from_keras_model(qat_model)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    if not int8_head_weights:
-        disable_per_channel_dense(converter)  # the float head's big kernels: TFLite 2.14 runs them per tensor
     with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
         # The converter prints the signature, and warns that a QAT graph's
         # float input has no quantization statistics: the input QuantizeLayer
@@ -863,6 +862,9 @@ def export_qat_tflite(
         flatbuffer = converter.convert()
     if int8_head_weights:
         flatbuffer, _ = int8_fully_connected_weights(flatbuffer)
+    else:
+        # The converter stores the float head's big kernels per unit (TFLite 2.17+).
+        flatbuffer, _ = per_tensor_hybrid_fully_connected(flatbuffer)
     return finish_flatbuffer(flatbuffer, strip_names=strip_names, spec=spec, output_path=output_path)
 
 

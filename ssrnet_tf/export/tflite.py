@@ -150,7 +150,9 @@ def convert_to_tflite(
         dynamic_per_channel_dense: Opt-in, **needs TFLite/LiteRT 2.17 or
             newer**. For ``quantize="dynamic"``: the converter quantizes
             dense kernels with one scale per output unit ("per channel",
-            ``FULLY_CONNECTED`` version 12) instead of one per matrix.
+            ``FULLY_CONNECTED`` version 12) as it does since TensorFlow
+            2.17, instead of one per matrix
+            (:func:`ssrnet_tf.export.flatbuffer.per_tensor_hybrid_fully_connected`).
             Same size; TFLite 2.14 refuses such a file. Only dense kernels
             of more than 1,024 weights are quantized at all (a backbone
             head's, not SSR-Net's).
@@ -179,9 +181,9 @@ def convert_to_tflite(
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
         if quantize == "float16":
             converter.target_spec.supported_types = [tf.float16]
-        if quantize == "dynamic" and not dynamic_per_channel_dense:
-            disable_per_channel_dense(converter)
         flatbuffer = _silent_convert(converter)
+        if quantize == "dynamic" and not dynamic_per_channel_dense:
+            flatbuffer, _ = flatbuffer_lib.per_tensor_hybrid_fully_connected(flatbuffer)
     else:
         if representative_images is None or len(representative_images) == 0:
             raise ValueError("quantize='int8' needs representative_images (real aligned faces) for calibration.")
@@ -210,19 +212,9 @@ def convert_to_tflite(
         flatbuffer, _ = flatbuffer_lib.narrow_tanh_input_ranges(flatbuffer)
         if int8_head_weights:
             flatbuffer, _ = flatbuffer_lib.int8_fully_connected_weights(flatbuffer)
+        else:
+            flatbuffer, _ = flatbuffer_lib.per_tensor_hybrid_fully_connected(flatbuffer)
     return finish_flatbuffer(flatbuffer, strip_names=strip_names, spec=spec, output_path=output_path)
-
-
-def disable_per_channel_dense(converter) -> None:
-    """Makes the converter quantize dense kernels per tensor (runs on TFLite 2.14).
-
-    Since TensorFlow 2.17 the converter stores the int8 kernels of float
-    ("hybrid") ``FULLY_CONNECTED`` ops with one scale per output unit,
-    operator version 12, which TFLite 2.14 and 2.16 refuse to load. One scale
-    per matrix is version 3/9 (TFLite 1.14 / 2.3).
-    """
-    if hasattr(converter, "_experimental_disable_per_channel_quantization_for_dense_layers"):
-        converter._experimental_disable_per_channel_quantization_for_dense_layers = True  # pylint: disable=protected-access
 
 
 def finish_flatbuffer(flatbuffer: bytes, *, strip_names: bool = True, spec=None, output_path=None) -> bytes:
