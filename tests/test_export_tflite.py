@@ -81,7 +81,9 @@ def test_published_ssrnet_exports_in_every_mode(reference_dir, utkface_dir, tmp_
         assert report.fully_delegated, (quantize, report.summary())
         mae = np.abs(runner.predict(faces)[:, 0] - ages).mean()
         assert abs(mae - keras_mae) <= 0.15, (quantize, mae, keras_mae)
-    assert sizes["int8"] == min(sizes.values()) and sizes["int8"] <= 64_000, sizes
+    # The float head keeps float weights by default (runs on TFLite 2.14);
+    # int8_head_weights=True (TFLite 2.17+) saves another 6 KB.
+    assert sizes["int8"] == min(sizes.values()) and sizes["int8"] <= 70_000, sizes
     # int8 input: raw pixels - 128, fully delegated; uint8: raw camera bytes.
     for input_type, dtype in (("int8", np.int8), ("uint8", np.uint8)):
         path = tmp_path / f"int8_{input_type}.tflite"
