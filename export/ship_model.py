@@ -18,8 +18,10 @@ def main() -> None:
     parser.add_argument("--description", required=True, help="one line for `ssrnet-tf weights`")
     parser.add_argument("--command", required=True, help="the exact command that trained the run (model card)")
     parser.add_argument("--data", help="face folder of the run's split [the run's data.path]")
+    parser.add_argument("--calibration-count", type=int, default=1000, help="training faces for int8 calibration [1000]")
     args = parser.parse_args()
-    entry = shipping.ship_run(args.run_dir, args.name, args.description, args.command, data_path=args.data)
+    entry = shipping.ship_run(args.run_dir, args.name, args.description, args.command, data_path=args.data,
+                               calibration_count=args.calibration_count)
     figures = entry["figures"]
     print(f"{args.name}: test MAE float {figures['float']['mae']:.3f} | int8 {figures['int8']['mae']:.3f} | "
           f"int8 {entry['sizes_kib']['int8']:.0f} KiB, {entry['latency']['p50_ms']:.3f} ms (1 thread)")

@@ -134,7 +134,7 @@ def _card(name: str, entry: Dict) -> str:
 
 
 def ship_run(run_dir: PathLike, name: str, description: str, command: str, *,
-             data_path: Optional[str] = None, calibration_count: int = 300,
+             data_path: Optional[str] = None, calibration_count: int = 1000,
              out_dir: Optional[PathLike] = None) -> Dict:
     """Ships a finished run as ``name`` (see the module docstring).
 
