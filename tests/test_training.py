@@ -15,9 +15,8 @@ from ssrnet_tf import model_spec
 from ssrnet_tf.training import config as config_lib
 from ssrnet_tf.training import schedules
 
-from conftest import REPO_ROOT
 
-CONFIG_DIR = REPO_ROOT / "training" / "configs"
+CONFIG_DIR = config_lib.CONFIG_DIR
 
 
 def test_named_configs_load():
@@ -62,7 +61,7 @@ def test_step_and_one_cycle_schedules():
 
 def _train_command(run_dir, *overrides, resume=False):
     return [sys.executable, "-m", "ssrnet_tf", "train", "--config", "ssrnet", "data.limit=300", "data.batch_size=25",
-            f"run.output_dir={run_dir}", *overrides, "--verbose", "0"] + (["--resume"] if resume else [])
+            f"run.output_dir={run_dir}", *overrides, "--progress", "0"] + (["--resume"] if resume else [])
 
 
 def _log_epochs(run_dir):

@@ -7,8 +7,20 @@ import dataclasses
 import json
 import os
 import pathlib
+import sys
+import textwrap
 
-from ssrnet_tf.commands.common import WEIGHTS_DIR_ENV
+from ssrnet_tf.commands.common import WEIGHTS_DIR_ENV, add_model_arguments, models_from, weights_dir_from
+
+EXAMPLES = (
+    "ssrnet-tf bench                                        # SSR-Net in every export mode, summary table",
+    "ssrnet-tf bench --weights-dir ssrnet_h5/ --full        # offline weights; print the whole grid",
+    "ssrnet-tf bench age_int8.tflite runs/ssrnet/model.keras --threads 1 --batches 1   # your files",
+    "ssrnet-tf bench --pipeline photos/                     # photo -> ages, time per stage",
+)
+
+#: Recorded in the spec of files exported from random weights (``predict`` warns on it).
+RANDOM_WEIGHTS = "none: randomly initialised for a latency benchmark; its ages are meaningless"
 
 
 def _published_graph(model):
@@ -37,21 +49,28 @@ SHIPPED_SSRNET = "ssrnet-utkface"
 
 
 def _load_model(args):
-    """``(model, spec)``: a shipped model, published weights, or (offline) a random SSR-Net."""
+    """``(model, spec, weights)``: a shipped model, published weights, or (offline) a random SSR-Net.
+
+    ``weights`` names what was loaded (``"random"`` for the random SSR-Net).
+    """
     from ssrnet_tf import model_spec, pretrained  # pylint: disable=import-outside-toplevel
     from ssrnet_tf.models import build_ssrnet  # pylint: disable=import-outside-toplevel
 
     if args.weights in pretrained.shipped_files():
         model, spec = model_spec.load_keras(pretrained.shipped_path(args.weights))
         print(f"model: the shipped {args.weights!r} model (trained by this project on UTKFace)")
-        return model, spec
+        return model, spec, f"shipped {args.weights}"
     try:
-        model = pretrained.load_pretrained(args.weights, weights_dir=args.weights_dir or os.environ.get(WEIGHTS_DIR_ENV))
+        model = pretrained.load_pretrained(args.weights, weights_dir=weights_dir_from(args, "bench"))
+        weights, training_data = f"published {args.weights}", f"published SSR-Net weights: {args.weights}"
         print(f"model: SSR-Net(3,3,3) with the published {args.weights!r} weights")
     except (OSError, ValueError, KeyError) as error:
-        model = build_ssrnet()
-        print(f"model: SSR-Net(3,3,3), randomly initialised ({error}); latency does not depend on weight values")
-    return model, model_spec.ModelSpec.for_model(model, architecture="ssrnet(3,3,3)")
+        model, weights, training_data = build_ssrnet(), "random", RANDOM_WEIGHTS
+        print(f"model: SSR-Net(3,3,3) with RANDOM weights: the {args.weights!r} weights are not at hand\n"
+              f"       ({type(error).__name__}). Latency does not depend on weight values, but the files' ages are\n"
+              f"       meaningless; pass --weights-dir DIR (a folder with the published .h5 files) for real ones.")
+    spec = model_spec.ModelSpec.for_model(model, architecture="ssrnet(3,3,3)", training_data=training_data)
+    return model, spec, weights
 
 
 def _published_baseline(args, model):
@@ -61,7 +80,7 @@ def _published_baseline(args, model):
     if args.weights in pretrained.REGISTRY:
         return _published_graph(model)
     try:
-        published = pretrained.load_pretrained("imdb", weights_dir=args.weights_dir or os.environ.get(WEIGHTS_DIR_ENV))
+        published = pretrained.load_pretrained("imdb", weights_dir=weights_dir_from(args, "bench"))
         print("baseline: the published SSR-Net graph with its imdb weights")
         return _published_graph(published)
     except (OSError, ValueError, KeyError):
@@ -71,11 +90,16 @@ def _published_baseline(args, model):
 
 
 def _default_models(args, output_dir: pathlib.Path):
-    """The shipped SSR-Net (or published/random weights) in every export mode, and the published graph."""
+    """The shipped SSR-Net (or published/random weights) in every export mode, and the published graph.
+
+    Returns:
+        ``(paths, params, weights)``: the files, their parameter counts,
+        and the weights used (``"random"`` when none are at hand).
+    """
     from ssrnet_tf import model_spec  # pylint: disable=import-outside-toplevel
     from ssrnet_tf.export import QUANTIZE_MODES, calibration, convert_to_tflite  # pylint: disable=import-outside-toplevel
 
-    model, spec = _load_model(args)
+    model, spec, weights = _load_model(args)
     if args.calibration_dir:
         faces = calibration.folder_faces(args.calibration_dir, 64, limit=200)
         print(f"int8 calibration: {len(faces)} faces from {args.calibration_dir}")
@@ -98,29 +122,17 @@ def _default_models(args, output_dir: pathlib.Path):
     paths.append(keras_path)
     for path in paths:
         params[str(path)] = model.count_params()
-    return paths, params
+    return paths, params, weights
 
 
-def _plot(rows, path: pathlib.Path) -> None:
-    """Bar chart of batch-1, 1-thread p50 latency per model (XNNPACK on)."""
-    import matplotlib  # pylint: disable=import-outside-toplevel
+def _summary_title(rows, weights: str) -> str:
+    from ssrnet_tf.export import benchmark  # pylint: disable=import-outside-toplevel
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
-
-    chosen = [r for r in rows if r.batch == 1 and (r.engine == "keras" or (r.threads == 1 and r.xnnpack))]
-    if not chosen:
-        return
-    figure, axis = plt.subplots(figsize=(8, 0.5 * len(chosen) + 1.5))
-    names = [f"{pathlib.Path(r.model).name} ({r.engine})" for r in chosen]
-    axis.barh(names, [r.p50_ms for r in chosen], color=["#888" if r.engine == "keras" else "#3a7" for r in chosen])
-    axis.set_xscale("log")
-    axis.set_xlabel("p50 latency per face, batch 1, 1 thread (ms, log scale)")
-    axis.invert_yaxis()
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
+    threads = min((r.threads for r in rows if r.threads is not None), default=1)
+    batch = min((r.batch for r in rows), default=1)
+    marked = "RANDOM weights (latency only)" if weights == "random" else f"weights: {weights}"
+    return (f"{benchmark.cpu_name()} ({os.cpu_count()} logical cores)\n"
+            f"batch {batch}, {threads} thread{'s' if threads != 1 else ''}, XNNPACK on | {marked}")
 
 
 def _shipped_int8():
@@ -147,8 +159,9 @@ def run_pipeline(args: argparse.Namespace) -> int:
     paths = [path for path, _ in images][: args.photos]
     if not paths:
         raise ValueError(f"{args.pipeline}: no image files found.")
-    weights_dir = args.weights_dir or os.environ.get(WEIGHTS_DIR_ENV)
-    model_path = args.models[0] if args.models else _shipped_int8()
+    weights_dir = weights_dir_from(args, "bench")
+    models = models_from(args)
+    model_path = models[0] if models else _shipped_int8()
     if model_path is None:  # nothing shipped: the published SSR-Net (--weights if it names one), as int8
         from ssrnet_tf import pretrained  # pylint: disable=import-outside-toplevel
 
@@ -180,12 +193,13 @@ def run(args: argparse.Namespace) -> int:
     """Benchmarks the given models (or the built-in set) and reports."""
     if args.pipeline:
         return run_pipeline(args)
-    from ssrnet_tf.export import benchmark  # pylint: disable=import-outside-toplevel
+    from ssrnet_tf.export import bench_report, benchmark  # pylint: disable=import-outside-toplevel
     from ssrnet_tf.utils.atomic import atomic_write_bytes  # pylint: disable=import-outside-toplevel
 
     output_dir = pathlib.Path(args.output_dir)
-    if args.models:
-        paths, params = [pathlib.Path(p) for p in args.models], {}
+    models = models_from(args)
+    if models:
+        paths, params, weights = [pathlib.Path(p) for p in models], {}, "as in the files"
         for path in paths:
             if not path.is_file():
                 raise FileNotFoundError(f"{path}: model file not found.")
@@ -194,19 +208,40 @@ def run(args: argparse.Namespace) -> int:
 
                 load_keras(path)
     else:
-        paths, params = _default_models(args, output_dir)
+        paths, params, weights = _default_models(args, output_dir)
     options = {"threads": args.threads, "batches": args.batches, "runs": args.runs,
                "xnnpack_modes": [True] if args.xnnpack_only else [True, False]}
     rows = benchmark.benchmark_files([str(p) for p in paths], params=params, **options)
+    summary = bench_report.summary_rows(rows)
+    title = _summary_title(rows, weights)
+    flagged = bench_report.slow_with_threads(rows)
     print()
-    print(benchmark.header(args.threads))
-    print(benchmark.format_table(rows))
-    report = {"header": benchmark.header(args.threads), "rows": [dataclasses.asdict(r) for r in rows]}
+    print(textwrap.fill(benchmark.header(args.threads), 100, subsequent_indent="  "))
+    print(title.replace("\n", " | "))
+    print(bench_report.format_summary(summary))
+    print(f"speed-up: p50 of {bench_report.baseline_name(rows)} / p50 of the file")
+    if args.full:
+        print("\nfull grid (p50/p90/p99 per face):")
+        print(benchmark.format_table(rows, flagged))
+        note = bench_report.full_grid_note(rows, os.cpu_count())
+        if note:
+            print(note)
+    report = {
+        "header": benchmark.header(args.threads), "title": title, "weights": weights,
+        "random_weights": weights == "random", "baseline": bench_report.baseline_name(rows),
+        "summary": [dataclasses.asdict(r) for r in summary],
+        "slow_with_threads": [pathlib.Path(rows[i].model).name + f" thr={rows[i].threads} xnnpack={rows[i].xnnpack} "
+                              f"batch={rows[i].batch}" for i in flagged],
+        "rows": [dataclasses.asdict(r) for r in rows],
+    }
     json_path = output_dir / "benchmark.json"
     atomic_write_bytes(json_path, json.dumps(report, indent=2).encode())
     plot_path = output_dir / "benchmark.png"
-    _plot(rows, plot_path)
-    print(f"\nJSON: {json_path}\nplot: {plot_path}")
+    bench_report.plot_summary(summary, plot_path, title)
+    more = "" if args.full else " (the full grid: --full, or its \"rows\")"
+    print(f"\nJSON: {json_path}{more}\nplot: {plot_path}")
+    if weights == "random":
+        print("note: RANDOM weights: the latencies hold, the files' ages do not (pass --weights-dir).", file=sys.stderr)
     return 0
 
 
@@ -216,9 +251,14 @@ def add_parser(commands) -> None:
         "bench",
         help="CPU latency of .tflite/.keras models side by side (default: SSR-Net in every export mode)",
         description="Measures models side by side: LiteRT with 1/2/4 threads and XNNPACK on/off, Keras predict_on_batch as "
-        "the baseline; p50/p90/p99 per face, throughput at batch 1 and 32, size, parameters, peak memory.",
+        "the baseline; p50/p90/p99 per face, throughput at batch 1 and 32, size, parameters, peak memory. Prints one "
+        "summary row per file (batch 1, one thread, XNNPACK on: size, p50, p90, speed-up against the published "
+        "float32 graph, XNNPACK coverage) and plots it; the full grid is printed with --full and always written to "
+        "benchmark.json. Without models: SSR-Net with the published weights in every export mode (random weights, "
+        "marked as such, when they are not at hand).",
     )
-    parser.add_argument("models", nargs="*", help=".tflite and .keras files (default: build SSR-Net and export every mode)")
+    add_model_arguments(parser, many=True,
+                        help_text=".tflite and .keras files (default: the shipped SSR-Net in every export mode)")
     parser.add_argument("--weights", default=SHIPPED_SSRNET,
                         help=f"shipped or published SSR-Net weights for the default models [{SHIPPED_SSRNET}]")
     parser.add_argument("--weights-dir", help=f"local folder of published .h5 files [${WEIGHTS_DIR_ENV}]")
@@ -235,5 +275,6 @@ def add_parser(commands) -> None:
                         help="MTCNN backends timed by --pipeline [litert]")
     parser.add_argument("--photos", type=int, default=50, help="photos timed by --pipeline [50]")
     parser.add_argument("--repeats", type=int, default=3, help="passes by --pipeline; the fastest per photo counts [3]")
+    parser.add_argument("--full", action="store_true", help="also print the full grid (threads x XNNPACK x batch)")
     parser.add_argument("--output-dir", default="runs/bench", help="models, benchmark.json and benchmark.png [runs/bench]")
     parser.set_defaults(handler=run)

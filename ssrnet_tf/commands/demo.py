@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import os
 import pathlib
 import sys
 import time
 
-from ssrnet_tf.commands.common import WEIGHTS_DIR_ENV
+from ssrnet_tf.commands.common import WEIGHTS_DIR_ENV, weights_dir_from
+
+EXAMPLES = (
+    "ssrnet-tf demo                                   # a drawn face, the published imdb weights",
+    "ssrnet-tf demo --image face.jpg --weights wiki   # your face crop, other weights",
+)
 
 
 def _median_ms(fn, runs: int) -> float:
@@ -32,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     from ssrnet_tf.faces import synthetic_face  # pylint: disable=import-outside-toplevel
 
     output_dir = pathlib.Path(args.output_dir)
-    weights_dir = args.weights_dir or os.environ.get(WEIGHTS_DIR_ENV)
+    weights_dir = weights_dir_from(args, "demo")
     print(f"[1/4] loading SSR-Net(3,3,3) weights {args.weights!r}")
     model = pretrained.load_pretrained(args.weights, weights_dir=weights_dir)
     print(f"      {model.count_params():,} parameters")

@@ -29,12 +29,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import pathlib
 import sys
 from typing import List, Tuple
 
-from ssrnet_tf.commands.common import WEIGHTS_DIR_ENV
+from ssrnet_tf.commands.common import MODEL_HELP, WEIGHTS_DIR_ENV, weights_dir_from
+
+EXAMPLES = (
+    "ssrnet-tf predict photo.jpg --model imdb                     # one JSON line per image",
+    "ssrnet-tf predict photos/ --model age_int8.tflite --annotate out/   # a folder, with annotated copies",
+)
 
 
 def collect_images(inputs: List[str]) -> Tuple[List[Tuple[pathlib.Path, pathlib.Path]], List[dict]]:
@@ -66,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     """Predicts the age of every face in the given images or folders."""
     from ssrnet_tf.faces.age_predictor import AgePredictor, load_age_model  # pylint: disable=import-outside-toplevel
 
-    weights_dir = args.weights_dir or os.environ.get(WEIGHTS_DIR_ENV)
+    weights_dir = weights_dir_from(args, "predict")
     model = load_age_model(args.model, weights_dir=weights_dir, num_threads=args.threads, flip_average=args.flip_average)
     if args.model is None:
         print(f"ssrnet-tf predict: using the shipped model {model.name} (--model picks another)", file=sys.stderr)
@@ -78,6 +82,9 @@ def run(args: argparse.Namespace) -> int:
                       "spec_source": model.spec_source}), file=out, flush=True)
     if model.spec_source.startswith("default"):
         print(f"ssrnet-tf predict: note: {model.spec_source}", file=sys.stderr)
+    if (model.spec.training_data or "").startswith("none: randomly"):
+        print(f"ssrnet-tf predict: warning: {model.name} holds random weights (a latency-benchmark file): "
+              "its ages are meaningless.", file=sys.stderr)
     videos = [text for text in args.inputs if _is_video(text)]
     images, skipped = collect_images([text for text in args.inputs if not _is_video(text)])
     counts = {"images": len(images), "faces": 0, "with_faces": 0, "no_face": 0, "errors": 0}
@@ -147,8 +154,7 @@ def add_parser(commands) -> None:
     )
     predict.add_argument("inputs", nargs="+", metavar="IMAGE_FOLDER_OR_VIDEO",
                          help="image files and/or folders (searched recursively), video files, or a camera index (0)")
-    predict.add_argument("--model", help="a .keras or .tflite file, a published .h5 file, a published name (imdb, wiki, "
-                         "morph2, megaface_asian) or a shipped one (`ssrnet-tf weights`) [the best shipped model]")
+    predict.add_argument("--model", help=MODEL_HELP + " [the best shipped model]")
     predict.add_argument("--flip-average", action="store_true",
                          help="test-time flip averaging: each age is the mean over the face and its mirror image")
     predict.add_argument("--weights-dir", help=f"local folder of published .h5 files, searched before the cache and the network [${WEIGHTS_DIR_ENV}]")

@@ -11,6 +11,11 @@ from __future__ import annotations
 import argparse
 import json
 
+EXAMPLES = (
+    "ssrnet-tf prepare my_photos/ my_faces/ --labels ages.csv       # photos + CSV (path,age) -> crops",
+    "ssrnet-tf prepare raw_utk/ utk_crops/ --like-model age.tflite   # crops exactly as a model expects",
+)
+
 
 def run(args: argparse.Namespace) -> int:
     """Crops every labelled photo of a folder into a training set."""

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import os
 
-from ssrnet_tf.commands.common import WEIGHTS_DIR_ENV
+from ssrnet_tf.commands.common import WEIGHTS_DIR_ENV, weights_dir_from
+
+EXAMPLES = (
+    "ssrnet-tf weights                                   # list the shipped models and published weights",
+    "ssrnet-tf weights imdb                              # fetch one into the cache, print its path",
+    "ssrnet-tf weights imdb --weights-dir ssrnet_h5/     # use a local copy (offline)",
+)
 
 
 def _list_shipped(pretrained) -> None:
@@ -42,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
         print(pretrained.shipped_path(args.name))
         return 0
     path = pretrained.get_weights_path(
-        args.name, weights_dir=args.weights_dir or os.environ.get(WEIGHTS_DIR_ENV)
+        args.name, weights_dir=weights_dir_from(args, "weights")
     )
     print(path)
     return 0
@@ -50,7 +55,14 @@ def run(args: argparse.Namespace) -> int:
 
 def add_parser(commands) -> None:
     """Adds ``weights`` to the ``ssrnet-tf`` sub-command parsers."""
-    weights = commands.add_parser("weights", help="list the shipped models and the published weights, or fetch one")
+    weights = commands.add_parser(
+        "weights",
+        help="list the shipped models and the published weights, or fetch one",
+        description="Lists the models shipped in the package (trained by this project, with their test figures) "
+        "and the published SSR-Net weights (Yang et al., 2018; Apache-2.0), or finds one by name and prints its "
+        f"path: a shipped file, else --weights-dir (or ${WEIGHTS_DIR_ENV}), the cache, then a download from the "
+        "authors' repository (SHA-256 checked).",
+    )
     weights.add_argument("name", nargs="?", help="registry name to fetch into the cache")
-    weights.add_argument("--weights-dir", help="local folder searched first")
+    weights.add_argument("--weights-dir", help=f"local folder of published .h5 files, searched first [${WEIGHTS_DIR_ENV}]")
     weights.set_defaults(handler=run)

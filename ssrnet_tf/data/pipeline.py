@@ -334,6 +334,11 @@ def make_dataset(
             streams.append(stream)
         dataset = sampling.class_balanced(streams, seed=config.seed)
     dataset = dataset.batch(config.batch_size, drop_remainder=config.drop_remainder)
+    if config.sampling == "sequential" and config.file_check == "decode":
+        # Every file was decoded once by the file check, so the in-graph decode drops none:
+        # the dataset gets its cardinality and Keras knows the epoch length (progress bars,
+        # no "input ran out of data" warning). A file broken since then stops with an error.
+        dataset = dataset.apply(tf.data.experimental.assert_cardinality(report.steps_per_epoch))
     constants = {key: tf.constant(value) for key, value in targets.items()} if isinstance(targets, dict) \
         else tf.constant(targets)
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import os
-from typing import Dict, Union
+import re
+from typing import Dict, Optional, Union
 
 from ssrnet_tf.data import label_ranges, sample_table
 
@@ -120,23 +121,34 @@ DATASETS: Dict[str, DatasetSource] = {
 }
 
 
-def download_instructions(name: str) -> str:
+def download_instructions(name: str, cli_setting: Optional[str] = None) -> str:
     """How to obtain dataset ``name`` (text for logs and error messages).
+
+    Args:
+        name: A key of :data:`DATASETS`.
+        cli_setting: If given (``"data.path"``, ``"--data"``), the advice
+            names this command-line setting instead of the reader function.
 
     Raises:
         KeyError: Naming the known datasets if ``name`` is not one.
     """
     source = _source(name)
     where = f" ({source.url})" if source.url else ""
-    return f"{source.title}{where}, licence: {source.license}. {source.instructions}"
+    instructions = source.instructions
+    if cli_setting:
+        instructions = re.sub(r"pass (.+?) to read_\w+\([^)]*\)", rf"pass \1 as {cli_setting}=PATH", instructions)
+    return f"{source.title}{where}, licence: {source.license}. {instructions}"
 
 
-def read_dataset(name: str, path: Union[str, os.PathLike], **kwargs) -> sample_table.SampleTable:
+def read_dataset(name: str, path: Union[str, os.PathLike], *, cli_setting: Optional[str] = None,
+                 **kwargs) -> sample_table.SampleTable:
     """Reads dataset ``name`` from ``path`` with its registered reader.
 
     Args:
         name: A key of :data:`DATASETS`.
         path: What the reader takes (folder, ``.mat`` or CSV).
+        cli_setting: The command-line setting that gave ``path``
+            (``"data.path"``): the error for a missing path then names it.
         **kwargs: Further reader arguments.
 
     Returns:
@@ -150,7 +162,8 @@ def read_dataset(name: str, path: Union[str, os.PathLike], **kwargs) -> sample_t
     """
     source = _source(name)
     if not os.path.exists(path):
-        raise FileNotFoundError(f"{path} not found. {download_instructions(name)}")
+        where = f"{cli_setting}={path}" if cli_setting else str(path)
+        raise FileNotFoundError(f"{where}: not found. {download_instructions(name, cli_setting)}")
     if name == "megaage_asian":
         kwargs.setdefault("name", "megaage_asian")
     return label_ranges.drop_implausible(source.load_reader()(path, **kwargs), name)

@@ -66,7 +66,7 @@ def predict_folder(model_path: Optional[str], data: PathLike, *, limit: Optional
     from ssrnet_tf.data.csv_table import read_csv_table  # pylint: disable=import-outside-toplevel
 
     data = pathlib.Path(data)
-    table = read_csv_table(data) if data.suffix.lower() == ".csv" else sources.read_dataset("utkface", data)
+    table = read_csv_table(data) if data.suffix.lower() == ".csv" else sources.read_dataset("utkface", data, cli_setting="--data")
     if split is not None:
         from ssrnet_tf.data import splits  # pylint: disable=import-outside-toplevel
 

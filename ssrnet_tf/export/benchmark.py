@@ -189,15 +189,15 @@ def header(threads: Sequence[int]) -> str:
     )
 
 
-def format_table(rows: Sequence[BenchmarkRow]) -> str:
-    """A fixed-width text table of the rows."""
+def format_table(rows: Sequence[BenchmarkRow], flagged: Sequence[int] = ()) -> str:
+    """A fixed-width text table of the rows; ``flagged`` rows get a ``*`` after p50."""
     titles = ("model", "engine", "thr", "xnnpack", "batch", "p50 ms", "p90 ms", "p99 ms", "faces/s", "KiB", "params", "peak MiB", "XNNPACK nodes")
     lines = []
-    for row in rows:
+    for index, row in enumerate(rows):
         lines.append((
             pathlib.Path(row.model).name, row.engine, "-" if row.threads is None else str(row.threads),
             "-" if row.xnnpack is None else ("on" if row.xnnpack else "off"), str(row.batch),
-            f"{row.p50_ms:.3f}", f"{row.p90_ms:.3f}", f"{row.p99_ms:.3f}", f"{row.faces_per_s:,.0f}",
+            f"{row.p50_ms:.3f}" + ("*" if index in flagged else ""), f"{row.p90_ms:.3f}", f"{row.p99_ms:.3f}", f"{row.faces_per_s:,.0f}",
             f"{row.size_kib:.1f}", "-" if row.params is None else f"{row.params:,}", f"{row.peak_rss_mib:.0f}", row.delegation,
         ))
     widths = [max(len(t), *(len(line[i]) for line in lines)) if lines else len(t) for i, t in enumerate(titles)]

@@ -12,6 +12,7 @@ from typing import List, Optional, Union
 import numpy as np
 
 from ssrnet_tf.errors import ModelLoadError
+from ssrnet_tf.utils import quiet
 from ssrnet_tf.utils.atomic import atomic_write_bytes
 
 
@@ -24,7 +25,7 @@ INT8_INPUT_TYPES = ("float32", "int8", "uint8")
 def _silent_convert(converter) -> bytes:
     # The converter exports a temporary SavedModel and prints its whole
     # signature to stdout; keep the user's terminal for our own report.
-    with contextlib.redirect_stdout(io.StringIO()):
+    with contextlib.redirect_stdout(io.StringIO()), quiet.library_warnings_ignored():
         return converter.convert()
 
 
@@ -202,7 +203,7 @@ def convert_to_tflite(
         converter.representative_dataset = _representative_dataset(np.asarray(representative_images))
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]
         options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=float_nodes)
-        with contextlib.redirect_stdout(io.StringIO()):
+        with contextlib.redirect_stdout(io.StringIO()), quiet.library_warnings_ignored():
             debugger = tf.lite.experimental.QuantizationDebugger(
                 converter=converter, debug_dataset=converter.representative_dataset, debug_options=options
             )
@@ -245,24 +246,16 @@ def finish_flatbuffer(flatbuffer: bytes, *, strip_names: bool = True, spec=None,
 
 
 def _interpreter_class():
-    """The LiteRT interpreter, else TensorFlow's bundled one."""
-    try:
-        from ai_edge_litert.interpreter import Interpreter  # pylint: disable=import-outside-toplevel
-    except ImportError:
-        import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    """The LiteRT interpreter (``ai_edge_litert``; ``tf.lite.Interpreter`` is deprecated)."""
+    from ai_edge_litert.interpreter import Interpreter  # pylint: disable=import-outside-toplevel
 
-        Interpreter = tf.lite.Interpreter  # pylint: disable=invalid-name
     return Interpreter
 
 
 def _builtin_without_delegates():
     """The op-resolver type that switches the default XNNPACK delegate off."""
-    try:
-        from ai_edge_litert.interpreter import OpResolverType  # pylint: disable=import-outside-toplevel
-    except ImportError:
-        import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    from ai_edge_litert.interpreter import OpResolverType  # pylint: disable=import-outside-toplevel
 
-        OpResolverType = tf.lite.experimental.OpResolverType  # pylint: disable=invalid-name
     return OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
 
 

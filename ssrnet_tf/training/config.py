@@ -2,7 +2,7 @@
 
 An experiment is an :class:`ExperimentConfig` of five parts (model, data,
 optimizer, schedule, run) plus an optional second stage for long-tailed
-training. Named experiments live in ``training/configs/NAME.yaml``; any
+training. Named experiments ship in the package, ``ssrnet_tf/configs/NAME.yaml``; any
 field can be overridden on the command line as ``section.field=value``
 (the value is parsed as YAML: ``run.epochs=3``, ``data.augment=[]``).
 """
@@ -511,22 +511,33 @@ def _read_yaml(path: pathlib.Path) -> Dict[str, Any]:
     if not isinstance(values, dict):
         raise ConfigError(f"{path}: must be a mapping of sections, got {type(values).__name__}.")
     return values
+#: The named experiment configs, shipped inside the package (and its wheel).
+CONFIG_DIR = pathlib.Path(__file__).resolve().parents[1] / "configs"
+
+
+def config_names() -> List[str]:
+    """Names of the shipped experiment configs (``ssrnet``, ``agn_compact``, ...)."""
+    return sorted(path.stem for path in CONFIG_DIR.glob("*.yaml"))
 
 
 def load_config(path, overrides: Sequence[str] = ()) -> ExperimentConfig:
-    """Loads ``training/configs/NAME.yaml`` (or any YAML file) with overrides.
+    """Loads a named config (``ssrnet_tf/configs/NAME.yaml``) or any YAML file, with overrides.
 
     Args:
-        path: YAML file path, or a bare name resolved in ``training/configs``.
+        path: YAML file path, or a bare name of :func:`config_names`.
         overrides: ``section.key=value`` strings.
 
     Raises:
-        FileNotFoundError: If the file does not exist.
+        FileNotFoundError: If the file does not exist (listing the names).
         ValueError: For unknown keys or invalid values (naming them).
     """
     path = pathlib.Path(path)
     if not path.suffix and not path.exists():
-        path = pathlib.Path(__file__).resolve().parents[2] / "training" / "configs" / f"{path}.yaml"
+        named = CONFIG_DIR / f"{path}.yaml"
+        if not named.is_file():
+            raise FileNotFoundError(f"{path}: no such experiment config; the named ones are "
+                                    f"{', '.join(config_names())} (or give a YAML file).")
+        path = named
     if not path.is_file():
         raise FileNotFoundError(f"{path}: experiment config not found.")
     values = _read_yaml(path)

@@ -51,7 +51,7 @@ def _split_tables(config: config_lib.ExperimentConfig, run_dir: pathlib.Path):
     """Reads the dataset and returns its train/val/test tables (split saved)."""
     from ssrnet_tf.data import sources, splits  # pylint: disable=import-outside-toplevel
 
-    table = sources.read_dataset(config.data.dataset, config.data.path)
+    table = sources.read_dataset(config.data.dataset, config.data.path, cli_setting="data.path")
     if config.data.limit is not None and config.data.limit < len(table):
         rows = np.random.default_rng(config.data.split_seed).permutation(len(table))[: config.data.limit]
         table = table.take(np.sort(rows))
@@ -260,7 +260,7 @@ def _fit(built: BuiltModel, run_dir: pathlib.Path, train_data, train_report, val
         callback_list.append(keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=plateau.factor, patience=plateau.patience))
     done_before = run_callbacks.completed_epochs(backup_dir)
     built.model.fit(train_data, validation_data=val_data, epochs=epochs, steps_per_epoch=steps_per_epoch,
-                    callbacks=callback_list, verbose=verbose)
+                    callbacks=callback_list, verbose=verbose, shuffle=False)  # the pipeline shuffles
     return done_before
 
 
