@@ -139,7 +139,7 @@ def test_tiny_train_reports_every_bad_entry(corpus, tmp_path):
     _, folder, entries = corpus
     run_dir = tmp_path / "run"
     code = cli.main(["train", "--config", "ssrnet", f"data.path={folder}", "data.batch_size=4", "run.epochs=1",
-                     "data.cache=null", f"run.output_dir={run_dir}", "--verbose", "0"])
+                     "data.cache=null", f"run.output_dir={run_dir}", "--progress", "0"])
     assert code == 0
     skipped, used = {}, 0
     for name in ("train", "val", "test"):

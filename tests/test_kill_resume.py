@@ -52,7 +52,7 @@ def _run(run_dir, data, kill_at=0, when="before", resume=True, random_delay=None
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "KILL_RUN_DIR": str(run_dir), "KILL_AT_REPLACE": str(kill_at),
            "KILL_WHEN": when, "PYTHONPATH": os.pathsep.join([str(TESTS.parent), os.environ.get("PYTHONPATH", "")])}
     command = [sys.executable, str(TESTS / "train_with_kill.py"), "train", "--config", "ssrnet", f"data.path={data}",
-               "data.batch_size=8", f"run.epochs={EPOCHS}", f"run.output_dir={run_dir}", "--verbose", "0"]
+               "data.batch_size=8", f"run.epochs={EPOCHS}", f"run.output_dir={run_dir}", "--progress", "0"]
     log = run_dir / "log.csv"
     before = log.stat().st_mtime_ns if log.is_file() else None
     process = subprocess.Popen(command + (["--resume"] if resume else []), env=env, stdout=subprocess.DEVNULL,
