@@ -97,10 +97,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     parser.add_argument("--debug", action="store_true", help=f"show tracebacks of errors [${errors.DEBUG_ENV}=1]")
     args = parser.parse_args(argv)
-    if args.command is None:
+    if getattr(args, "command", None) is None:
         parser.print_help()
         return 0
-    if args.verbose:
+    if getattr(args, "verbose", False):
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0")
         filtered = contextlib.nullcontext()
     else:
