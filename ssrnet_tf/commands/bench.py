@@ -56,6 +56,9 @@ def _load_model(args):
     from ssrnet_tf import model_spec, pretrained  # pylint: disable=import-outside-toplevel
     from ssrnet_tf.models import build_ssrnet  # pylint: disable=import-outside-toplevel
 
+    if args.weights == SHIPPED_SSRNET and args.weights not in pretrained.shipped_files():
+        print(f"model: no {SHIPPED_SSRNET!r} model is shipped in this installation; using the published 'imdb' weights")
+        args.weights = "imdb"
     if args.weights in pretrained.shipped_files():
         model, spec = model_spec.load_keras(pretrained.shipped_path(args.weights))
         print(f"model: the shipped {args.weights!r} model (trained by this project on UTKFace)")
