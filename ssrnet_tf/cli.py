@@ -21,7 +21,7 @@ backbones with age heads, training on UTKFace-style folders, .tflite export
 and a CPU benchmark.
 
 first steps:
-  ssrnet-tf predict photo.jpg --model imdb --annotate out/   ages of the faces in a photo
+  ssrnet-tf predict photo.jpg --annotate out/              ages of the faces in a photo
   ssrnet-tf train --config ssrnet data.path=UTKFace/         train on UTKFace
   ssrnet-tf export imdb --out age.tflite                     a phone-ready file
   ssrnet-tf bench                                            CPU latency, every export mode

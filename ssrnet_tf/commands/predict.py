@@ -36,7 +36,8 @@ from typing import List, Tuple
 from ssrnet_tf.commands.common import MODEL_HELP, WEIGHTS_DIR_ENV, weights_dir_from
 
 EXAMPLES = (
-    "ssrnet-tf predict photo.jpg --model imdb                     # one JSON line per image",
+    "ssrnet-tf predict photo.jpg                                  # the best shipped model, one JSON line per image",
+    "ssrnet-tf predict photo.jpg --model imdb                     # the published SSR-Net instead",
     "ssrnet-tf predict photos/ --model age_int8.tflite --annotate out/   # a folder, with annotated copies",
 )
 
