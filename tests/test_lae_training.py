@@ -19,19 +19,25 @@ EPSILON = 1e-7  # keras.backend.epsilon(), KLDivergence's clip
 
 
 def _numpy_stage_two_loss(distribution_true, distribution_pred, ages_true, ages_pred, anchor):
-    """L_ld + (L_er - mae)^2 by hand: batch-mean KL plus the squared MAE deviation."""
+    """L_ld + (L_er - mae)^2 by hand: batch means of the KL and of each sample's squared deviation."""
     q = np.clip(distribution_true.astype(np.float64), EPSILON, 1.0)
     p = np.clip(distribution_pred.astype(np.float64), EPSILON, 1.0)
     kl = np.mean(np.sum(q * np.log(q / p), axis=1))
-    batch_mae = np.mean(np.abs(ages_pred.reshape(-1) - ages_true.reshape(-1)))
-    return kl + (batch_mae - anchor) ** 2
+    errors = np.abs(ages_pred.reshape(-1) - ages_true.reshape(-1))
+    return kl + np.mean((errors - anchor) ** 2)
 
 
-def test_anchored_mae_is_the_squared_deviation_of_the_batch_mae():
+def test_anchored_mae_squares_each_sample_error_as_lae_eq_4():
+    # Errors 0.2, 0.5, 1, 6 and mae 1.72: deviations -1.52, -1.22, -0.72, 4.28;
+    # squares 2.3104 + 1.4884 + 0.5184 + 18.3184 = 22.6356, mean 5.6589.
+    # Squaring the batch mean instead, (1.925 - 1.72)^2 = 0.042, drops the spread.
+    ages = np.array([[30.0], [30.0], [30.0], [30.0]], np.float32)
+    predictions = np.array([[30.2], [29.5], [31.0], [24.0]], np.float32)
+    assert float(AnchoredMeanAbsoluteError(anchor=1.72)(ages, predictions)) == pytest.approx(5.6589, abs=1e-4)
     rng = np.random.default_rng(0)
     ages, predictions = rng.uniform(0, 90, (7, 1)), rng.uniform(0, 90, (7, 1))
     loss = AnchoredMeanAbsoluteError(anchor=4.5)
-    expected = (np.mean(np.abs(predictions - ages)) - 4.5) ** 2
+    expected = np.mean((np.abs(predictions - ages) - 4.5) ** 2)
     assert float(loss(ages.astype(np.float32), predictions.astype(np.float32))) == pytest.approx(expected, rel=1e-5)
     assert float(loss(ages[:, 0].astype(np.float32), predictions.astype(np.float32))) == pytest.approx(expected, rel=1e-5)
     restored = keras.losses.deserialize(keras.losses.serialize(loss))

@@ -8,7 +8,7 @@ the age head's classifier on class-balanced batches with::
     L = L_ld + (L_er - mae)^2
 
 ``L_ld`` is the label-distribution loss of the head (DLDL-v2's KL
-divergence on ``"age_distribution"``), ``L_er`` the batch's L1 error of the
+divergence on ``"age_distribution"``), ``L_er`` each sample's L1 error of the
 expected age and ``mae`` stage 1's validation MAE
 (:class:`ssrnet_tf.losses.AnchoredMeanAbsoluteError`). The trainer
 (:func:`ssrnet_tf.training.trainer.train`) runs it when
