@@ -24,14 +24,29 @@ PRED = [12.0, 17.0, 30.0, 45.0]
 #   true 71 -> "71+",                 error |61 - 71| = 10
 #   true 90 -> "71+",                 error |90 - 90| = 0   -> count 2, MAE 10/2 = 5
 # Overall MAE = (2+0+4+2+5+10+0) / 7 = 23/7.
-# σ over the non-empty groups {2, 2, 5, 5}: mean 3.5, deviations ±1.5,
-#   population variance 2.25, σ = 1.5 (ddof=1 would give sqrt(3) ≈ 1.73).
-# AAR = (7 - 23/7) + (3 - 1.5) = 26/7 + 3/2 = 73/14.
+# σ (LAE eq. 7) over the non-empty groups {2, 2, 5, 5}, about the whole-set
+#   MAE 23/7: deviations -9/7, -9/7, 12/7, 12/7, squares (81 + 81 + 144 + 144)/49
+#   = 450/49, mean over the 4 filled groups 450/196, σ = sqrt(450)/14 ≈ 1.5152.
+#   (About the groups' own mean 3.5 it would be 1.5: group_mae_std_about_group_mean.)
+# AAR = (7 - 23/7) + (3 - sqrt(450)/14) = 26/7 + 3 - sqrt(450)/14 ≈ 5.1991.
 GROUP_TRUE = [0.0, 5.0, 10.0, 11.0, 25.0, 71.0, 90.0]
 GROUP_PRED = [2.0, 5.0, 14.0, 13.0, 20.0, 61.0, 90.0]
 GROUP_LABELS = ["1-10", "11-20", "21-30", "31-40", "41-50", "51-60", "61-70", "71+"]
 GROUP_COUNTS = [3, 1, 1, 0, 0, 0, 0, 2]
 GROUP_MAES = [2.0, 2.0, 5.0, math.nan, math.nan, math.nan, math.nan, 5.0]
+GROUP_SIGMA = math.sqrt(450.0) / 14.0
+GROUP_AAR = 26.0 / 7.0 + 3.0 - GROUP_SIGMA
+
+# All eight LAE groups filled (Table 1): one face per group with errors 1..8
+# (true ages 5, 15, ..., 75) plus two more faces in 1-10 with error 1.
+#   Group MAEs 1, 2, ..., 8; whole-set MAE (36 + 2)/10 = 3.8.
+#   Deviations -2.8, -1.8, -0.8, 0.2, 1.2, 2.2, 3.2, 4.2; squares
+#   7.84 + 3.24 + 0.64 + 0.04 + 1.44 + 4.84 + 10.24 + 17.64 = 45.92;
+#   σ = sqrt(45.92 / 8) = sqrt(5.74) ≈ 2.3958 (eq. 7, divide by 8).
+#   About the group MAEs' own mean 4.5: sqrt(42 / 8) = sqrt(5.25) ≈ 2.2913.
+#   AAR = (7 - 3.8) + (3 - sqrt(5.74)) ≈ 3.8042.
+EIGHT_TRUE = [5.0, 15.0, 25.0, 35.0, 45.0, 55.0, 65.0, 75.0, 3.0, 7.0]
+EIGHT_PRED = [6.0, 17.0, 28.0, 39.0, 50.0, 61.0, 72.0, 83.0, 4.0, 6.0]
 
 
 # === Numpy functions ===
@@ -78,9 +93,18 @@ def test_fractional_age_goes_above_the_edge():
     assert groups[1].count == 1 and groups[1].mae == pytest.approx(0.0)
 
 
-def test_group_mae_std_ignores_empty_groups_and_uses_ddof_0():
-    # See GROUP_TRUE: σ of {2, 2, 5, 5} = 1.5.
-    assert metrics.group_mae_std(GROUP_TRUE, GROUP_PRED) == pytest.approx(1.5)
+def test_group_mae_std_is_lae_eq_7_over_eight_groups():
+    # See EIGHT_TRUE: deviations from the whole-set MAE 3.8, divided by 8.
+    assert metrics.mean_absolute_error(EIGHT_TRUE, EIGHT_PRED) == pytest.approx(3.8)
+    assert metrics.group_mae_std(EIGHT_TRUE, EIGHT_PRED) == pytest.approx(math.sqrt(5.74))
+    assert metrics.aar(EIGHT_TRUE, EIGHT_PRED) == pytest.approx(3.2 + 3.0 - math.sqrt(5.74))
+    assert metrics.group_mae_std_about_group_mean(EIGHT_TRUE, EIGHT_PRED) == pytest.approx(math.sqrt(5.25))
+
+
+def test_group_mae_std_leaves_empty_groups_out():
+    # See GROUP_TRUE: 4 filled groups about the whole-set MAE 23/7.
+    assert metrics.group_mae_std(GROUP_TRUE, GROUP_PRED) == pytest.approx(GROUP_SIGMA)
+    assert metrics.group_mae_std_about_group_mean(GROUP_TRUE, GROUP_PRED) == pytest.approx(1.5)
 
 
 def test_group_mae_std_of_one_group_is_zero():
@@ -89,8 +113,8 @@ def test_group_mae_std_of_one_group_is_zero():
 
 
 def test_aar():
-    # 73/14 ≈ 5.214, see GROUP_TRUE.
-    assert metrics.aar(GROUP_TRUE, GROUP_PRED) == pytest.approx(73 / 14)
+    # ≈ 5.1991, see GROUP_TRUE.
+    assert metrics.aar(GROUP_TRUE, GROUP_PRED) == pytest.approx(GROUP_AAR)
 
 
 def test_aar_perfect_is_ten():
@@ -126,8 +150,8 @@ def test_age_report_is_json_and_bundles_everything():
     assert report["ca_5"] == pytest.approx(6 / 7)
     assert report["ca_10"] == pytest.approx(1.0)
     assert report["ca_strict"] is False
-    assert report["group_mae_std"] == pytest.approx(1.5)
-    assert report["aar"] == pytest.approx(73 / 14)
+    assert report["group_mae_std"] == pytest.approx(GROUP_SIGMA)
+    assert report["aar"] == pytest.approx(GROUP_AAR)
     assert report["groups"][3] == {"label": "31-40", "count": 0, "mae": None}
     assert report["groups"][-1] == {"label": "71+", "count": 2, "mae": 5.0}
 
@@ -208,12 +232,23 @@ def test_streaming_group_metrics_match_numpy():
     assert score == pytest.approx(metrics.aar(true, pred), rel=1e-5)
 
 
+def test_streaming_sigma_is_lae_eq_7_hand_example():
+    # See EIGHT_TRUE: σ = sqrt(5.74) about the whole-set MAE; sqrt(5.25) about the group mean.
+    assert _feed(metrics.GroupMAEStd(), np.asarray(EIGHT_TRUE), np.asarray(EIGHT_PRED), (3, 6)) == pytest.approx(
+        math.sqrt(5.74), rel=1e-6)
+    assert _feed(metrics.GroupMAEStdAboutGroupMean(), np.asarray(EIGHT_TRUE), np.asarray(EIGHT_PRED),
+                 (3, 6)) == pytest.approx(math.sqrt(5.25), rel=1e-6)
+    true, pred = _random_ages(seed=2)
+    assert _feed(metrics.GroupMAEStdAboutGroupMean(), true, pred) == pytest.approx(
+        metrics.group_mae_std_about_group_mean(true, pred), rel=1e-5)
+
+
 def test_streaming_aar_hand_example_and_reset():
     metric = metrics.AgeAccuracyRepresentativeness()
     assert float(metric.result()) == 0.0  # nothing seen yet
     metric.update_state(np.asarray(GROUP_TRUE[:3])[:, None], np.asarray(GROUP_PRED[:3])[:, None])
     metric.update_state(GROUP_TRUE[3:], GROUP_PRED[3:])
-    assert float(metric.result()) == pytest.approx(73 / 14, rel=1e-6)
+    assert float(metric.result()) == pytest.approx(GROUP_AAR, rel=1e-6)
     metric.reset_state()
     assert float(metric.result()) == 0.0
 
@@ -225,7 +260,7 @@ def test_sample_weight_zero_drops_a_face():
     assert float(metric.result()) == pytest.approx(1.0)
     aar_metric = metrics.AgeAccuracyRepresentativeness()
     aar_metric.update_state(GROUP_TRUE + [50.0], GROUP_PRED + [0.0], sample_weight=[1.0] * 7 + [0.0])
-    assert float(aar_metric.result()) == pytest.approx(73 / 14, rel=1e-6)
+    assert float(aar_metric.result()) == pytest.approx(GROUP_AAR, rel=1e-6)
 
 
 @pytest.mark.parametrize(

@@ -17,10 +17,12 @@ from ssrnet_tf.metrics.age_metrics import cumulative_accuracy
 from ssrnet_tf.metrics.age_metrics import group_labels
 from ssrnet_tf.metrics.age_metrics import group_mae
 from ssrnet_tf.metrics.age_metrics import group_mae_std
+from ssrnet_tf.metrics.age_metrics import group_mae_std_about_group_mean
 from ssrnet_tf.metrics.age_metrics import mean_absolute_error
 from ssrnet_tf.metrics.keras_metrics import AgeAccuracyRepresentativeness
 from ssrnet_tf.metrics.keras_metrics import CumulativeAccuracy
 from ssrnet_tf.metrics.keras_metrics import GroupMAEStd
+from ssrnet_tf.metrics.keras_metrics import GroupMAEStdAboutGroupMean
 from ssrnet_tf.metrics.keras_metrics import default_age_metrics
 
 __all__ = [
@@ -31,6 +33,7 @@ __all__ = [
     "AgeGroupMAE",
     "CumulativeAccuracy",
     "GroupMAEStd",
+    "GroupMAEStdAboutGroupMean",
     "aar",
     "age_report",
     "cumulative_accuracy",
@@ -38,5 +41,6 @@ __all__ = [
     "group_labels",
     "group_mae",
     "group_mae_std",
+    "group_mae_std_about_group_mean",
     "mean_absolute_error",
 ]

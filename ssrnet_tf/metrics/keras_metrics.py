@@ -110,15 +110,20 @@ class _AgeGroupErrorMetric(keras.metrics.Metric):
         self.group_count.assign_add(ops.sum(member, axis=0))
 
     def _mae_and_std(self):
-        """Overall MAE, σ of the non-empty groups' MAEs, and the face count."""
+        """Overall MAE, σ of LAE's eq. 7 over the non-empty groups, and the face count."""
         total = ops.sum(self.group_count)
         mae = ops.divide_no_nan(ops.sum(self.group_error_sum), total)
         filled = ops.cast(ops.greater(self.group_count, 0), self.dtype)  # (groups,)
         group_mae = ops.divide_no_nan(self.group_error_sum, self.group_count)  # (groups,)
-        filled_groups = ops.sum(filled)
-        mean = ops.divide_no_nan(ops.sum(group_mae * filled), filled_groups)
-        variance = ops.divide_no_nan(ops.sum(filled * ops.square(group_mae - mean)), filled_groups)
+        variance = ops.divide_no_nan(ops.sum(filled * ops.square(group_mae - self._centre(mae, group_mae, filled))),
+                                     ops.sum(filled))
         return mae, ops.sqrt(variance), total
+
+    @staticmethod
+    def _centre(mae, group_mae, filled):
+        """What the group MAEs deviate from: the whole-set MAE (LAE eq. 7)."""
+        del group_mae, filled
+        return mae
 
     def get_config(self):
         config = super().get_config()
@@ -128,16 +133,20 @@ class _AgeGroupErrorMetric(keras.metrics.Metric):
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
 class GroupMAEStd(_AgeGroupErrorMetric):
-    """σ: population standard deviation (ddof=0) of the per-group MAEs.
+    """σ of LAE's eq. 7: RMS deviation of the group MAEs from the overall MAE.
 
-    Streaming form of :func:`ssrnet_tf.metrics.group_mae_std`: only the
-    groups that have received a face take part. The result is 0 before any
-    face has been seen.
+    Streaming form of :func:`ssrnet_tf.metrics.group_mae_std`:
+    ``sqrt(sum_j (MAE^j - MAE)^2 / G)`` over the ``G`` groups that have
+    received a face, ``MAE`` being over all faces seen. The result is 0
+    before any face has been seen.
 
     Args:
         boundaries: Group edges; the defaults give 1-10, ..., 61-70, 71+.
         name: Metric name.
         dtype: Dtype of the state and result.
+
+    Reference:
+        Bao et al., "LAE: Long-tailed Age Estimation", 2021, eq. 7.
     """
 
     def __init__(self, boundaries=age_metrics.DEFAULT_GROUP_EDGES, name="group_mae_std", dtype=None, **kwargs):
@@ -149,11 +158,35 @@ class GroupMAEStd(_AgeGroupErrorMetric):
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
+class GroupMAEStdAboutGroupMean(GroupMAEStd):
+    """Population σ of the non-empty groups' MAEs about their own mean.
+
+    Streaming form of
+    :func:`ssrnet_tf.metrics.age_metrics.group_mae_std_about_group_mean`;
+    not the paper's σ (:class:`GroupMAEStd` is).
+
+    Args:
+        boundaries: Group edges; the defaults give 1-10, ..., 61-70, 71+.
+        name: Metric name.
+        dtype: Dtype of the state and result.
+    """
+
+    def __init__(self, boundaries=age_metrics.DEFAULT_GROUP_EDGES, name="group_mae_std_about_group_mean", dtype=None,
+                 **kwargs):
+        super().__init__(boundaries=boundaries, name=name, dtype=dtype, **kwargs)
+
+    @staticmethod
+    def _centre(mae, group_mae, filled):
+        del mae
+        return ops.divide_no_nan(ops.sum(group_mae * filled), ops.sum(filled))
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
 class AgeAccuracyRepresentativeness(_AgeGroupErrorMetric):
     """AAR = ``max(0, 7 - MAE) + max(0, 3 - σ)``, accumulated over batches.
 
-    ``MAE`` is over all faces seen and ``σ`` the population standard
-    deviation of the MAEs of the non-empty age groups, as in
+    ``MAE`` is over all faces seen and ``σ`` the RMS deviation of the
+    non-empty age groups' MAEs from it (LAE eqs. 6 and 7), as in
     :func:`ssrnet_tf.metrics.aar`. The result is 0 before any face has been
     seen. Higher is better (at most 10).
 
