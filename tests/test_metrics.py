@@ -60,7 +60,16 @@ def test_mean_absolute_error():
 def test_shapes_n_and_n1_are_equivalent():
     column_true = np.asarray(TRUE)[:, None]  # (4, 1)
     assert metrics.mean_absolute_error(column_true, PRED) == pytest.approx(2.5)
-    assert metrics.cumulative_accuracy(column_true, np.asarray(PRED)[:, None], 3) == pytest.approx(0.75)
+    assert metrics.cumulative_accuracy(column_true, np.asarray(PRED)[:, None], 3) == pytest.approx(0.5)
+
+
+def test_cumulative_accuracy_is_strict_by_default():
+    # "absolute errors smaller than n": errors 2, 3, 0, 5; CA(3) counts 2 and 0, CA(5) 2, 3, 0.
+    assert metrics.cumulative_accuracy(TRUE, PRED, 3) == pytest.approx(2 / 4)
+    assert metrics.cumulative_accuracy(TRUE, PRED, 5) == pytest.approx(3 / 4)
+    metric = metrics.CumulativeAccuracy(5)
+    metric.update_state(TRUE, PRED)
+    assert metric.name == "ca_5" and float(metric.result()) == pytest.approx(3 / 4)
 
 
 @pytest.mark.parametrize(
@@ -141,7 +150,7 @@ def test_custom_boundaries():
 
 
 def test_age_report_is_json_and_bundles_everything():
-    report = metrics.age_report(GROUP_TRUE, GROUP_PRED)
+    report = metrics.age_report(GROUP_TRUE, GROUP_PRED, strict=False)
     json.dumps(report, allow_nan=False)  # no NaN, only plain values
     # Errors 2, 0, 4, 2, 5, 10, 0: <= 3 -> 4 faces, <= 5 -> 6, <= 10 -> 7.
     assert report["count"] == 7
@@ -158,7 +167,7 @@ def test_age_report_is_json_and_bundles_everything():
 
 def test_age_report_strict_and_custom_thresholds():
     # Strict: errors < 5 -> 2, 0, 4, 2, 0 = 5 faces; < 2.5 -> 2, 0, 2, 0 = 4.
-    report = metrics.age_report(GROUP_TRUE, GROUP_PRED, ca_thresholds=(2.5, 5), strict=True)
+    report = metrics.age_report(GROUP_TRUE, GROUP_PRED, ca_thresholds=(2.5, 5))
     assert report["ca_2_5"] == pytest.approx(4 / 7)
     assert report["ca_5"] == pytest.approx(5 / 7)
     assert report["ca_strict"] is True
@@ -254,8 +263,8 @@ def test_streaming_aar_hand_example_and_reset():
 
 
 def test_sample_weight_zero_drops_a_face():
-    # Weight 0 on the error-5 face: CA(3) over errors 2, 3, 0 = 1.0.
-    metric = metrics.CumulativeAccuracy(3)
+    # Weight 0 on the error-5 face: CA(5) over errors 2, 3, 0 = 1.0.
+    metric = metrics.CumulativeAccuracy(5)
     metric.update_state(TRUE, PRED, sample_weight=[1.0, 1.0, 1.0, 0.0])
     assert float(metric.result()) == pytest.approx(1.0)
     aar_metric = metrics.AgeAccuracyRepresentativeness()
@@ -283,7 +292,8 @@ def test_config_round_trip(metric):
 
 def test_default_names():
     assert [metric.name for metric in metrics.default_age_metrics()] == ["mae", "ca_3", "ca_5", "aar"]
-    assert metrics.CumulativeAccuracy(2.5, strict=True).name == "ca_strict_2_5"
+    assert metrics.CumulativeAccuracy(2.5).name == "ca_2_5"
+    assert metrics.CumulativeAccuracy(2.5, strict=False).name == "ca_at_most_2_5"
 
 
 def test_bad_metric_arguments_raise():

@@ -140,7 +140,7 @@ def _plots(y_true: np.ndarray, y_pred: np.ndarray, report: Dict, output_dir: pat
     figure, axis = plt.subplots(figsize=(5, 3.5))
     curve = [metrics.cumulative_accuracy(y_true, y_pred, n) for n in CA_CURVE]
     axis.plot(CA_CURVE, curve, marker="o")
-    axis.set_xlabel("error bound n (years, |error| <= n)")
+    axis.set_xlabel("error bound n (years, |error| < n)")
     axis.set_ylabel("CA(n)")
     axis.set_ylim(0, 1)
     axis.grid(alpha=0.3)
@@ -165,7 +165,7 @@ def _markdown(report: Dict, info: Dict) -> str:
     lines += [f"| {key.upper().replace('_', '(', 1)}) | {value:.3f} |" for key, value in report.items()
               if key.startswith("ca_") and isinstance(value, float)]
     lines += [f"| sigma of group MAEs | {report['group_mae_std']:.3f} |", f"| AAR | {report['aar']:.3f} |", "",
-              "CA(n): share of faces with |error| " + ("<" if report.get("ca_strict") else "<=") + " n years.", "",
+              "CA(n): share of faces with |error| " + ("<" if report.get("ca_strict", True) else "<=") + " n years.", "",
               "| age group | faces | MAE |", "| --- | --- | --- |"]
     lines += [f"| {g['label']} | {g['count']} | {_fmt(g['mae'])} |"
               for g in report["groups"]]

@@ -7,10 +7,12 @@ input is empty, contains NaN (or infinity), or when the two disagree in ``N``.
 Conventions:
 
 * **MAE** is the mean of ``|y_pred - y_true|`` in years.
-* **CA(n)**, the cumulative accuracy, is the fraction of faces whose absolute
-  error is *at most* ``n`` years, ``|error| <= n``, as CA(3) and CA(5) are
-  reported on MORPH II and MegaAge. ``strict=True`` counts ``|error| < n``
-  instead.
+* **CA(n)**, the cumulative accuracy, is the fraction of faces whose
+  absolute error is *smaller than* ``n`` years, ``|error| < n``: SSR-Net
+  (Yang et al., 2018) defines CA(n) on MegaAge-Asian as "the percentage of
+  images with absolute errors smaller than n". ``strict=False`` counts
+  ``|error| <= n`` instead (a named option; whole-year predictions with an
+  error of exactly ``n`` then count).
 * **Age groups** are taken by *true* age. With the default edges
   ``(10, 20, ..., 70)`` there are eight groups, ``1-10, 11-20, ..., 61-70,
   71+``: group ``k`` holds the ages ``a`` with ``edges[k - 1] < a <=
@@ -135,18 +137,18 @@ def mean_absolute_error(y_true, y_pred) -> float:
     return float(np.mean(np.abs(pred - true)))
 
 
-def cumulative_accuracy(y_true, y_pred, n: float, strict: bool = False) -> float:
+def cumulative_accuracy(y_true, y_pred, n: float, strict: bool = True) -> float:
     """Cumulative accuracy CA(n): the fraction of faces within ``n`` years.
 
-    The bound is non-strict by default, ``|error| <= n``, the convention of
-    the CA(3)/CA(5) results on MORPH II and MegaAge; ``strict=True`` uses
-    ``|error| < n``.
+    The bound is strict by default, ``|error| < n`` ("absolute errors
+    smaller than n", SSR-Net's CA(n)); ``strict=False`` uses
+    ``|error| <= n``.
 
     Args:
         y_true: True ages, shape ``(N,)`` or ``(N, 1)``.
         y_pred: Predicted ages, same ``N``.
         n: Tolerance in years, finite and ``>= 0``.
-        strict: Count ``|error| < n`` instead of ``|error| <= n``.
+        strict: Count ``|error| < n`` (default) rather than ``|error| <= n``.
 
     Returns:
         A fraction in ``[0, 1]``.
@@ -277,7 +279,7 @@ def age_report(
     y_true,
     y_pred,
     ca_thresholds: Sequence[float] = (3, 5, 10),
-    strict: bool = False,
+    strict: bool = True,
     boundaries: Sequence[int] = DEFAULT_GROUP_EDGES,
 ) -> Dict[str, object]:
     """All the metrics of this module in one JSON-serialisable dict.
@@ -293,7 +295,7 @@ def age_report(
         A dict of plain Python values::
 
             {"count": 6, "mae": 2.5, "ca_3": 0.5, "ca_5": 1.0, ...,
-             "ca_strict": False,
+             "ca_strict": True,
              "groups": [{"label": "1-10", "count": 2, "mae": 1.0}, ...,
                         {"label": "71+", "count": 0, "mae": None}],
              "group_mae_std": 1.2, "aar": 6.3}

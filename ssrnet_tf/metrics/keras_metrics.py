@@ -23,28 +23,30 @@ _PACKAGE = "ssrnet_tf"
 class CumulativeAccuracy(keras.metrics.Metric):
     """Cumulative accuracy CA(n): the fraction of faces within ``n`` years.
 
-    A face counts when ``|y_pred - y_true| <= n`` (``< n`` with
-    ``strict=True``), as in :func:`ssrnet_tf.metrics.cumulative_accuracy`.
+    A face counts when ``|y_pred - y_true| < n`` ("absolute errors smaller
+    than n", SSR-Net's CA(n)), or ``<= n`` with ``strict=False``, as in
+    :func:`ssrnet_tf.metrics.cumulative_accuracy`.
     With ``sample_weight`` the result is the weighted fraction.
 
     Args:
         n: Tolerance in years, finite and ``>= 0``.
-        strict: Count ``|error| < n`` instead of ``|error| <= n``.
-        name: Metric name; defaults to ``"ca_<n>"`` (``"ca_strict_<n>"``).
+        strict: Count ``|error| < n`` (default) rather than ``|error| <= n``.
+        name: Metric name; defaults to ``"ca_<n>"`` (``"ca_at_most_<n>"``
+            with ``strict=False``).
         dtype: Dtype of the state and result.
 
     Example:
     ```python
     metric = CumulativeAccuracy(5)
     metric.update_state([[20.0], [40.0]], [[25.0], [30.0]])
-    metric.result()  # 0.5: errors 5 (in) and 10 (out)
+    metric.result()  # 0.0: errors 5 and 10 are not smaller than 5
     ```
     """
 
-    def __init__(self, n: float, strict: bool = False, name: str | None = None, dtype=None, **kwargs):
+    def __init__(self, n: float, strict: bool = True, name: str | None = None, dtype=None, **kwargs):
         n = age_metrics.validate_tolerance(n)
         if name is None:
-            prefix = "ca_strict_" if strict else "ca_"
+            prefix = "ca_" if strict else "ca_at_most_"
             name = prefix + age_metrics.metric_suffix(n)
         super().__init__(name=name, dtype=dtype, **kwargs)
         self.n = n
