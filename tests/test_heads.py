@@ -205,13 +205,17 @@ def test_multi_granularity_inference_branch(branch):
 def test_multi_granularity_targets_and_weights():
     head = heads.MultiGranularityHead(granularities=(1, 5, 10, 20), regression_weight=1.0, regression_scale=10.0)
     targets = head.encode_targets({"age": np.array([44.0, 100.0, 116.0, 0.0])})
-    assert targets["age_g1"].tolist() == [44, 99, 99, 0]
+    # Paper indexing (Fig. 2): 44 is the 43rd one-year class, the 8th, 4th and 2nd coarser one.
+    assert targets["age_g1"].tolist() == [43, 99, 99, 0]
     assert targets["age_g5"].tolist() == [8, 19, 19, 0]
     assert targets["age_g10"].tolist() == [4, 9, 9, 0]
     assert targets["age_g20"].tolist() == [2, 4, 4, 0]
     np.testing.assert_array_equal(targets["age_regression"][:, 0], [44, 100, 116, 0])
+    # lambda = 1 weighs the MSE in squared years, the paper's eq. 1.
     assert head.loss_weights() == {"age": 0.0, "age_g1": 1.0, "age_g5": 1.0, "age_g10": 1.0, "age_g20": 1.0,
-                                   "age_regression": 0.01}
+                                   "age_regression": 1.0}
+    assert heads.MultiGranularityHead(class_indexing="floor").encode_targets(
+        {"age": np.array([44.0])})["age_g1"].tolist() == [44]
     no_regression = heads.MultiGranularityHead(granularities=(2, 7), use_regression=False)
     assert no_regression.output_names == ("age", "age_g2", "age_g7")
     with pytest.raises(ValueError, match="inference_branch"):
@@ -256,3 +260,20 @@ def test_encode_targets_needs_valid_ages():
 def test_heads_reject_unpooled_features():
     with pytest.raises(ValueError, match=r"\(batch, D\)"):
         heads.DEXHead().build_outputs(keras.Input((4, 4, 8)))
+
+
+def test_multi_granularity_default_loss_is_the_papers_eq_1():
+    # L = sum_g CE_g + lambda * MSE in squared years, lambda = 1 (Age-Granularity-Net eq. 1).
+    keras.utils.set_random_seed(0)
+    head = heads.MultiGranularityHead()
+    model = build_model([head])
+    model.compile(optimizer="sgd", loss=head.losses(), loss_weights=head.loss_weights())
+    x = inputs(samples=6)
+    ages = np.array([1.0, 9.0, 23.0, 44.0, 67.0, 90.0])
+    targets = head.encode_targets({"age": ages})
+    outputs = model.predict(x, verbose=0)
+    expected = sum(
+        np.mean(-np.log(outputs[f"age_g{g}"][np.arange(6), targets[f"age_g{g}"]])) for g in (1, 5, 10, 20)
+    ) + np.mean((outputs["age_regression"][:, 0] - ages) ** 2)
+    got = model.evaluate(x, targets, batch_size=6, verbose=0, return_dict=True)["loss"]
+    assert got == pytest.approx(expected, rel=1e-4)

@@ -6,24 +6,43 @@ import pytest
 from ssrnet_tf.heads import encodings
 
 
-@pytest.mark.parametrize("granularity,classes,expected", [(1, 100, 44), (5, 20, 8), (10, 10, 4), (20, 5, 2)])
+# Age-Granularity-Net, Fig. 2: 44 years is "the 43'rd class in the 100-class loss,
+# the 8'th class in the 20-class loss, the 4'th class in the 10-class loss and 2'nd
+# class in the 5-class loss": ceil(44 / g) - 1 = 43, 8, 4, 2 (0-based).
+@pytest.mark.parametrize("granularity,classes,expected", [(1, 100, 43), (5, 20, 8), (10, 10, 4), (20, 5, 2)])
 def test_paper_example_age_44(granularity, classes, expected):
     assert encodings.num_classes(granularity) == classes
     assert encodings.granularity_class([44], granularity).tolist() == [expected]
 
 
+@pytest.mark.parametrize("granularity,floor_class", [(1, 44), (5, 8), (10, 4), (20, 2)])
+def test_floor_indexing_is_a_named_option(granularity, floor_class):
+    assert encodings.granularity_class([44], granularity, indexing="floor").tolist() == [floor_class]
+    # 45 sits on a 5-year edge: (40, 45] is paper class 8, [45, 50) floor class 9.
+    assert encodings.granularity_class([45], 5).tolist() == [8]
+    assert encodings.granularity_class([45], 5, indexing="floor").tolist() == [9]
+    with pytest.raises(ValueError, match="indexing"):
+        encodings.granularity_class([44], 5, indexing="round")
+
+
 @pytest.mark.parametrize("granularity", [1, 5, 10, 20])
 def test_range_boundaries_go_to_first_and_last_class(granularity):
     last = encodings.num_classes(granularity) - 1
-    got = encodings.granularity_class([0, 99.9, 100, 116], granularity)
-    assert got.dtype == np.int32
-    assert got.tolist() == [0, last, last, last]
+    for indexing in encodings.CLASS_INDEXINGS:
+        got = encodings.granularity_class([0, 99.9, 100, 116], granularity, indexing=indexing)
+        assert got.dtype == np.int32
+        assert got.tolist() == [0, last, last, last]
+    # Paper indexing: ages 0 and 1 share the first one-year class (the ages 1..100).
+    assert encodings.granularity_class([0, 1, 2], 1).tolist() == [0, 0, 1]
 
 
 def test_granularity_class_with_shifted_and_uneven_range():
     # 1..80 by 3 years: ceil(79 / 3) = 27 classes; ages below min_age clip to 0.
     assert encodings.num_classes(3, 1, 80) == 27
-    assert encodings.granularity_class([0, 1, 3.9, 4, 80, 90], 3, 1, 80).tolist() == [0, 0, 0, 1, 26, 26]
+    got = encodings.granularity_class([0, 1, 3.9, 4, 80, 90], 3, 1, 80, indexing="floor")
+    assert got.tolist() == [0, 0, 0, 1, 26, 26]
+    # Paper: (1, 4] is class 0, (4, 7] class 1.
+    assert encodings.granularity_class([0, 1, 4, 4.5, 80, 90], 3, 1, 80).tolist() == [0, 0, 0, 1, 26, 26]
 
 
 @pytest.mark.parametrize("bad", [[-1], [-0.5], [np.nan], [np.inf]])
@@ -53,12 +72,18 @@ def test_invalid_parameters_raise(function, args):
 
 
 def test_class_centers():
-    np.testing.assert_array_equal(encodings.class_centers(20), [9.5, 29.5, 49.5, 69.5, 90.0])
-    np.testing.assert_array_equal(encodings.class_centers(5)[:2], [2.0, 7.0])
+    # Paper indexing: 1-20 -> 10.5, ..., 81-100 -> 90.5; 1-5 -> 3, 6-10 -> 8.
+    np.testing.assert_array_equal(encodings.class_centers(20), [10.5, 30.5, 50.5, 70.5, 90.5])
+    np.testing.assert_array_equal(encodings.class_centers(5)[:2], [3.0, 8.0])
     centers = encodings.class_centers(1)
-    assert centers.shape == (100,) and centers[44] == 44.0 and centers[-1] == 99.5
-    # Uneven last class: 1..80 by 3 -> the last class holds 79 and 80.
-    assert encodings.class_centers(3, 1, 80)[-1] == 79.5
+    assert centers.shape == (100,) and centers[43] == 44.0 and centers[0] == 1.0 and centers[-1] == 100.0
+    np.testing.assert_array_equal(encodings.class_centers(20, indexing="floor"), [9.5, 29.5, 49.5, 69.5, 90.0])
+    np.testing.assert_array_equal(encodings.class_centers(5, indexing="floor")[:2], [2.0, 7.0])
+    floor_centers = encodings.class_centers(1, indexing="floor")
+    assert floor_centers[44] == 44.0 and floor_centers[-1] == 99.5
+    # Uneven last class: 1..80 by 3 -> the last floor class holds 79 and 80, the last paper class 80.
+    assert encodings.class_centers(3, 1, 80, indexing="floor")[-1] == 79.5
+    assert encodings.class_centers(3, 1, 80)[-1] == 80.0
 
 
 def test_discrete_age_class_rounds_and_clips():

@@ -89,13 +89,44 @@ def num_classes(granularity, min_age=0, max_age=100) -> int:
     return int(math.ceil((max_age - min_age) / granularity))
 
 
-def granularity_class(ages, granularity, min_age=0, max_age=100) -> np.ndarray:
+#: Class indexings of :func:`granularity_class`.
+#: ``"paper"``: class ``k`` holds the ages in ``(min_age + k g, min_age + (k + 1) g]``,
+#: i.e. ``ceil((age - min_age) / g) - 1``; ``"floor"``: ``[min_age + k g, min_age + (k + 1) g)``,
+#: i.e. ``floor((age - min_age) / g)``.
+CLASS_INDEXINGS = ("paper", "floor")
+
+
+def _check_indexing(indexing) -> str:
+    if indexing not in CLASS_INDEXINGS:
+        raise ValueError(f"indexing must be one of {CLASS_INDEXINGS}, got {indexing!r}.")
+    return indexing
+
+
+def granularity_class(ages, granularity, min_age=0, max_age=100, indexing="paper") -> np.ndarray:
     """Class index of each age at one granularity (Age-Granularity-Net).
 
-    ``floor((age - min_age) / granularity)`` clipped to ``[0, K - 1]`` with
-    ``K = num_classes(granularity, min_age, max_age)``. With the default
-    range, age 44 is class 44, 8, 4 and 2 at granularities 1, 5, 10 and
-    20; ages 100 and above go to the last class (99, 19, 9, 4).
+    Age-Granularity-Net (Zhou et al., 2019, Fig. 2) indexes the classes so
+    that "the ground truth of a sample image is 44 years [...] is viewed as
+    the 43'rd class in the 100-class loss, the 8'th class in the 20-class
+    loss, the 4'th class in the 10-class loss and 2'nd class in the 5-class
+    loss". One rule gives all four: class ``k`` (0-based) holds the ages in
+    ``(min_age + k g, min_age + (k + 1) g]``, ``ceil((age - min_age) / g) -
+    1`` (``indexing="paper"``, the default): the 100 one-year classes are
+    the ages 1..100, the 20 five-year classes 1-5, 6-10, ..., 96-100.
+    ``indexing="floor"`` uses ``floor((age - min_age) / g)`` instead (44 is
+    class 44 at one year; the 1-year classes are 0..99).
+
+    Indices are clipped to ``[0, K - 1]`` with ``K = num_classes(granularity,
+    min_age, max_age)``: ages at or below ``min_age`` (a newborn labelled 0)
+    go to the first class and ages above ``max_age`` (UTKFace holds ages up
+    to 116) to the last one.
+
+    Args:
+        ages: Ages in years.
+        granularity: Class width in whole years.
+        min_age: Lowest age of the range.
+        max_age: Highest age of the range.
+        indexing: ``"paper"`` or ``"floor"`` (:data:`CLASS_INDEXINGS`).
 
     Returns:
         int32 class indices, shape ``(N,)``.
@@ -105,19 +136,22 @@ def granularity_class(ages, granularity, min_age=0, max_age=100) -> np.ndarray:
     """
     classes = num_classes(granularity, min_age, max_age)
     ages = validate_ages(ages)
-    index = np.floor((ages - min_age) / int(granularity))
+    scaled = (ages - min_age) / int(granularity)
+    index = np.ceil(scaled) - 1 if _check_indexing(indexing) == "paper" else np.floor(scaled)
     return np.clip(index, 0, classes - 1).astype(np.int32)
 
 
-def class_centers(granularity, min_age=0, max_age=100) -> np.ndarray:
+def class_centers(granularity, min_age=0, max_age=100, indexing="paper") -> np.ndarray:
     """Representative age of each class of :func:`granularity_class`.
 
-    Labels are whole years, so a class stands for the whole years it holds:
-    class ``k`` holds ``min_age + k * g .. min_age + (k + 1) * g - 1`` (the
-    last class also every year up to ``max_age``) and its centre is the
-    midpoint of that interval. At granularity 1 the centre of class ``k`` is
-    age ``min_age + k`` (the last class, which also holds ``max_age``, has
-    centre ``max_age - 0.5``).
+    Labels are whole years, so a class stands for the whole years it holds
+    and its centre is the midpoint of that interval. With ``"paper"``
+    indexing class ``k`` holds ``min_age + k g + 1 .. min_age + (k + 1) g``
+    (the ages 1..100 at one year over 0-100, so class ``k`` has centre
+    ``k + 1``; ages at or below ``min_age`` are clipped into class 0). With
+    ``"floor"`` indexing it holds ``min_age + k g .. min_age + (k + 1) g -
+    1``, the last class also every year up to ``max_age`` (centre ``k`` at
+    one year, the last ``max_age - 0.5``).
 
     Returns:
         float32 centres in years, shape ``(K,)``.
@@ -125,8 +159,12 @@ def class_centers(granularity, min_age=0, max_age=100) -> np.ndarray:
     classes = num_classes(granularity, min_age, max_age)
     granularity = int(granularity)
     first = min_age + granularity * np.arange(classes, dtype=np.float64)
-    last = np.minimum(first + granularity - 1, max_age)
-    last[-1] = max_age
+    if _check_indexing(indexing) == "paper":
+        first = first + 1
+        last = np.minimum(first + granularity - 1, max_age)
+    else:
+        last = np.minimum(first + granularity - 1, max_age)
+        last[-1] = max_age
     return ((first + last) / 2.0).astype(np.float32)
 
 

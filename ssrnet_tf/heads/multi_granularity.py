@@ -26,30 +26,38 @@ class MultiGranularityHead(base.Head):
     """Classification at several age granularities plus a regression branch.
 
     Age-Granularity-Net trains one softmax classifier per granularity ``g``
-    (classes of ``g`` years: ``floor((age - min_age) / g)``), each with its
-    own sparse categorical cross-entropy, next to a regression branch with
-    an MSE loss. Every added loss regularises the shared features and
-    improves accuracy at no inference cost: at inference only one branch
-    gives the age, yet all branches stay model outputs for analysis.
+    (classes of ``g`` years), each with its own sparse categorical
+    cross-entropy, next to a regression branch with an MSE loss, and sums
+    them (eq. 1)::
+
+        L = sum_g L_g(y_g, y_hat_g) + lambda * L_mse(y, y_hat)
+
+    "In our experiments, the weight lambda is set to 1". Every added loss
+    regularises the shared features and improves accuracy at no inference
+    cost: at inference only one branch gives the age (the paper uses the
+    one-year branch), yet all branches stay model outputs for analysis.
 
     Outputs (``N`` = batch):
 
     * ``"age_g{g}"`` for each granularity: ``(N, K_g)`` probabilities, with
       ``K_g = ceil((max_age - min_age) / g)`` (100/20/10/5 classes for the
-      default granularities over 0-100). Ages ``>= max_age`` (100, and 116
-      in UTKFace) belong to the last class, ages below ``min_age`` to the
-      first. Loss: sparse categorical cross-entropy, weight
+      default granularities over 0-100). ``class_indexing="paper"`` (the
+      default) indexes the classes as the paper's Fig. 2, where 44 is "the
+      43'rd class in the 100-class loss, the 8'th [...] the 4'th [...] and
+      2'nd": class ``k`` holds ``(k g, (k + 1) g]`` (see
+      :func:`encodings.granularity_class`). Ages beyond the range belong to
+      the first/last class. Loss: sparse categorical cross-entropy, weight
       ``classification_weight``.
     * ``"age_regression"`` (if ``use_regression``): ``(N, 1)`` age in years
-      from ``Dense(1)`` followed by a fixed rescaling, ``min_age +
-      (max_age - min_age) / 2 + regression_scale * dense``. Loss: MSE in
-      years with weight ``regression_weight / regression_scale ** 2``,
-      i.e. ``regression_weight`` times the MSE measured in units of
-      ``regression_scale`` years. MSE on raw years is ~1000x a
-      cross-entropy early in training; with the default scale of 10 years
-      a 10-year error costs 1.0, about one cross-entropy, so ``lambda =
-      regression_weight = 1`` balances the branches. The target is the raw
-      age (not clipped to the range).
+      from a dense single-output node, ``min_age + (max_age - min_age) / 2
+      + regression_scale * dense``. The fixed affine rescaling is only a
+      parametrisation of the output (it starts predictions mid-range and
+      keeps the dense output of order 1); it does not change the loss.
+      Loss: MSE in years (raw squared years, as the paper) with weight
+      ``regression_weight`` (``lambda``, 1 by default as in the paper). The
+      target is the raw age (not clipped to the range). A squared error of
+      hundreds of years^2 outweighs the cross-entropies early in training;
+      ``regression_weight=0.01`` measures it in units of 10 years instead.
     * ``"age"``: ``(N, 1)`` inference age in years. ``inference_branch``:
       ``"expectation"`` (default): the expectation over the finest branch's
       class centres (:func:`encodings.class_centers`);
@@ -65,8 +73,11 @@ class MultiGranularityHead(base.Head):
         classification_weight: Loss weight of every classification branch.
         use_regression: Whether to add the regression branch.
         regression_weight: ``lambda``, the weight of the regression MSE in
-            units of ``regression_scale`` years.
-        regression_scale: Years per unit of the regression branch.
+            squared years (the paper's loss; 1 in the paper).
+        regression_scale: Years per unit of the regression branch's dense
+            output (a parametrisation; the loss does not depend on it).
+        class_indexing: ``"paper"`` or ``"floor"``
+            (:data:`encodings.CLASS_INDEXINGS`).
         inference_branch: ``"expectation"``, ``"regression"`` or a
             granularity.
         age_loss_weight: Weight of the MAE on ``"age"``.
@@ -79,9 +90,8 @@ class MultiGranularityHead(base.Head):
         ['age', 'age_g1', 'age_g10', 'age_g20', 'age_g5', 'age_regression']
 
     Reference:
-        Age-Granularity-Net: multi-granularity age classification with
-        regression (several classification losses at different
-        granularities and an MSE regression loss).
+        Zhou, Huttunen and Elomaa, "Using Multiple Losses for Accurate
+        Facial Age Estimation" (Age-Granularity-Net), eqs. 1-2 and Fig. 2.
     """
 
     is_age_head = True
@@ -97,6 +107,7 @@ class MultiGranularityHead(base.Head):
         regression_scale: float = 10.0,
         inference_branch: Union[str, int] = "expectation",
         age_loss_weight: float = 0.0,
+        class_indexing: str = "paper",
         name: str = "multi_granularity",
     ):
         super().__init__(name)
@@ -118,6 +129,8 @@ class MultiGranularityHead(base.Head):
             )
         if inference_branch == "regression" and not use_regression:
             raise ValueError("inference_branch='regression' needs use_regression=True.")
+        if class_indexing not in encodings.CLASS_INDEXINGS:
+            raise ValueError(f"class_indexing must be one of {encodings.CLASS_INDEXINGS}, got {class_indexing!r}.")
         if not regression_scale > 0:
             raise ValueError(f"regression_scale must be > 0, got {regression_scale}.")
         self.granularities = granularities
@@ -129,6 +142,7 @@ class MultiGranularityHead(base.Head):
         self.regression_scale = float(regression_scale)
         self.inference_branch = inference_branch if isinstance(inference_branch, str) else int(inference_branch)
         self.age_loss_weight = base.check_weight(age_loss_weight, "age_loss_weight")
+        self.class_indexing = class_indexing
 
     @property
     def output_names(self) -> tuple:
@@ -161,7 +175,7 @@ class MultiGranularityHead(base.Head):
             age = keras.layers.Identity(name=self._layer_name("age"))(outputs[REGRESSION_OUTPUT])
         else:
             granularity = self._expectation_granularity()
-            centers = encodings.class_centers(granularity, self.min_age, self.max_age)
+            centers = encodings.class_centers(granularity, self.min_age, self.max_age, self.class_indexing)
             age = expected_value.ExpectedValue(centers.tolist(), name=self._layer_name("age"))(
                 outputs[branch_output(granularity)]
             )  # (batch, 1) years
@@ -180,7 +194,7 @@ class MultiGranularityHead(base.Head):
         for granularity in self.granularities:
             weights[branch_output(granularity)] = self.classification_weight
         if self.use_regression:
-            weights[REGRESSION_OUTPUT] = self.regression_weight / self.regression_scale**2
+            weights[REGRESSION_OUTPUT] = self.regression_weight
         return weights
 
     def metrics(self) -> Dict[str, list]:
@@ -191,7 +205,7 @@ class MultiGranularityHead(base.Head):
         targets = {base.AGE_OUTPUT: base.age_target(ages)}
         for granularity in self.granularities:
             targets[branch_output(granularity)] = encodings.granularity_class(
-                ages, granularity, self.min_age, self.max_age
+                ages, granularity, self.min_age, self.max_age, self.class_indexing
             )
         if self.use_regression:
             targets[REGRESSION_OUTPUT] = base.age_target(ages)
@@ -210,6 +224,7 @@ class MultiGranularityHead(base.Head):
                 "regression_scale": self.regression_scale,
                 "inference_branch": self.inference_branch,
                 "age_loss_weight": self.age_loss_weight,
+                "class_indexing": self.class_indexing,
             }
         )
         return config
