@@ -277,3 +277,17 @@ def test_multi_granularity_default_loss_is_the_papers_eq_1():
     ) + np.mean((outputs["age_regression"][:, 0] - ages) ** 2)
     got = model.evaluate(x, targets, batch_size=6, verbose=0, return_dict=True)["loss"]
     assert got == pytest.approx(expected, rel=1e-4)
+
+
+def test_age_group_head_as_the_age_head_of_the_multitask_paper():
+    # The paper's model: shared features, age-group + gender + race branches, summed losses.
+    head_list = [heads.AgeGroupHead("3_groups", predict_age=True), heads.MultiTaskHead()]
+    assert heads.validate_heads(head_list) == ["age", "age_group", "gender", "race"]
+    model = build_model(head_list)
+    outputs = model.predict(inputs(samples=3), verbose=0)
+    np.testing.assert_allclose(outputs["age"][:, 0], outputs["age_group"] @ np.array([13.5, 39.5, 66.5]), rtol=1e-5)
+    targets = head_list[0].encode_targets({"age": np.array([26.0, 27.0, 80.0])})
+    assert targets["age_group"].tolist() == [0, 1, 2]
+    assert head_list[0].loss_weights() == {"age_group": 1.0, "age": 0.0}
+    restored = heads.AgeGroupHead.from_config(head_list[0].get_config())
+    assert restored.is_age_head and restored.predict_age and not heads.AgeGroupHead().is_age_head

@@ -108,15 +108,20 @@ def test_gaussian_label_distribution():
     np.testing.assert_allclose(dist[0].dot(np.arange(101)), 44.0, rtol=1e-5)
 
 
-def test_age_group_presets_and_boundaries():
-    assert encodings.age_group_index([1, 16, 17, 32, 33, 64, 65, 80, 116, 0], "5_groups").tolist() == [
-        0, 0, 1, 1, 2, 3, 4, 4, 4, 0
-    ]
-    for name, groups in (("3_groups", 3), ("5_groups", 5), ("10_groups", 10)):
-        index = encodings.age_group_index(np.arange(1, 81), name)
-        assert sorted(set(index.tolist())) == list(range(groups))
-        counts = np.bincount(index)
-        assert counts.max() - counts.min() <= 1  # Equal-width splits of 1..80.
+def test_age_group_presets_are_the_multitask_papers():
+    # 3 groups 1-26 / 27-52 / 53-80; 5 groups 1-11 / 12-23 / 24-39 / 40-55 / 56-80;
+    # 10 groups of 8 years 1-8, ..., 73-80 (Gu and Yang, section 2.1).
+    ages = [0, 1, 26, 27, 52, 53, 80, 116]
+    assert encodings.age_group_index(ages, "3_groups").tolist() == [0, 0, 0, 1, 1, 2, 2, 2]
+    ages = [1, 11, 12, 23, 24, 39, 40, 55, 56, 80, 116, 0]
+    assert encodings.age_group_index(ages, "5_groups").tolist() == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 4, 0]
+    index = encodings.age_group_index(np.arange(1, 81), "10_groups")
+    assert np.bincount(index).tolist() == [8] * 10
+    assert np.bincount(encodings.age_group_index(np.arange(1, 81), "3_groups")).tolist() == [26, 26, 28]
+    assert np.bincount(encodings.age_group_index(np.arange(1, 81), "5_groups")).tolist() == [11, 12, 16, 16, 25]
+    # Centres: midpoints of 1-26, 27-52, 53-80 and of 1-11, ..., 56-80.
+    np.testing.assert_array_equal(encodings.age_group_centers("3_groups"), [13.5, 39.5, 66.5])
+    np.testing.assert_array_equal(encodings.age_group_centers("5_groups"), [6.0, 17.5, 31.5, 47.5, 68.0])
     assert encodings.age_group_index([9.99, 10, 50], [10, 50.5]).tolist() == [0, 1, 1]
 
 

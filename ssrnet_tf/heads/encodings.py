@@ -26,14 +26,17 @@ import numpy as np
 #: The label of a sample whose gender/race (or other task) is unknown.
 MISSING_LABEL = -1
 
-#: Age-group splits of ages 1-80 into 3, 5 and 10 groups, as used by
-#: multi-task age/gender/race learning. Each tuple holds the first age of
-#: every group after the first one (``age_group_index`` boundaries). The
-#: groups are equal-width splits of 1-80 (27/27/26, 16 and 8 years); ages
-#: below 1 join the first group and ages above 80 the last one.
+#: Age-group splits of ages 1-80 into 3, 5 and 10 groups, as multi-task
+#: age/gender/race learning (Gu and Yang, section 2.1) defines them: "we
+#: separate the age range 1-80 into three groups, 1-26, 27-52 and 53-80. Then,
+#: we create five groups, 1-11, 12-23, 24-39, 40-55 and 56-80. In the last, we
+#: run the model on ten age groups, 1-8, 9-16, ..., 65-72 and 73-80". Each
+#: tuple holds the first age of every group after the first one
+#: (``age_group_index`` boundaries); ages below 1 join the first group and ages
+#: above 80 the last one.
 AGE_GROUP_PRESETS: Dict[str, tuple] = {
-    "3_groups": (28, 55),
-    "5_groups": (17, 33, 49, 65),
+    "3_groups": (27, 53),
+    "5_groups": (12, 24, 40, 56),
     "10_groups": (9, 17, 25, 33, 41, 49, 57, 65, 73),
 }
 
@@ -242,6 +245,32 @@ def resolve_age_groups(boundaries: Union[str, Sequence[float]]) -> tuple:
     if any(b >= c for b, c in zip(values, values[1:])):
         raise ValueError(f"Age-group boundaries must be strictly increasing, got {values}.")
     return values
+
+
+def age_group_centers(boundaries: Union[str, Sequence[float]], min_age: float = 1, max_age: float = 80) -> np.ndarray:
+    """Representative age of each group: the midpoint of its whole years.
+
+    Group ``i`` holds the whole years ``boundaries[i - 1] .. boundaries[i] -
+    1``, the first from ``min_age`` and the last up to ``max_age``: the
+    ``"3_groups"`` preset (1-26, 27-52, 53-80) gives 13.5, 39.5 and 66.5.
+
+    Args:
+        boundaries: A key of :data:`AGE_GROUP_PRESETS` or increasing ages.
+        min_age: First age of the first group.
+        max_age: Last age of the last group.
+
+    Returns:
+        float32 centres in years, shape ``(B + 1,)``.
+
+    Raises:
+        ValueError: For invalid boundaries or a range that does not hold them.
+    """
+    values = resolve_age_groups(boundaries)
+    if not min_age < values[0] or not values[-1] <= max_age:
+        raise ValueError(f"age groups {values} must lie inside [{min_age}, {max_age}].")
+    firsts = np.asarray((float(min_age),) + values, dtype=np.float64)
+    lasts = np.asarray(tuple(value - 1 for value in values) + (float(max_age),), dtype=np.float64)
+    return ((firsts + lasts) / 2.0).astype(np.float32)
 
 
 def age_group_index(ages, boundaries: Union[str, Sequence[float]]) -> np.ndarray:
