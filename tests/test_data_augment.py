@@ -188,3 +188,33 @@ def test_transform_keeps_the_image_dtype():
     images = tf.fill([2, 8, 8, 3], tf.constant(100.0, tf.float16))
     matrices = image_ops.affine_matrices(8, 8, translate_x=[1.0, -1.0])
     assert image_ops.transform(images, matrices).dtype == tf.float16
+
+
+def test_random_resized_crop_stretches_a_box_of_the_drawn_area():
+    # x-gradient image: pixel value = 4 * column. A full-area square box is the identity;
+    # a box of 1/4 of the area and ratio 1 (16 x 16 of 32 x 32) maps output column x to
+    # input x0 + x / 2, so the 32 output pixels of a row span 31 / 2 = 15.5 input columns,
+    # i.e. 4 * 15.5 = 62 grey levels, within [0, 124].
+    row = np.arange(32, dtype=np.float32) * 4.0
+    images = tf.constant(np.broadcast_to(row[None, None, :, None], (6, 32, 32, 3)).copy())
+    identity = augment.Augmenter(augment.AugmentConfig.from_names(
+        ["random_resized_crop"], crop_scale=(1.0, 1.0), crop_ratio=(1.0, 1.0)))
+    np.testing.assert_allclose(identity(images, SEED).numpy(), images.numpy(), atol=1e-3)
+    quarter = augment.Augmenter(augment.AugmentConfig.from_names(
+        ["random_resized_crop"], crop_scale=(0.25, 0.25), crop_ratio=(1.0, 1.0)))
+    out = quarter(images, SEED).numpy()
+    spans = out[:, 5, :, 0].max(axis=1) - out[:, 5, :, 0].min(axis=1)
+    np.testing.assert_allclose(spans, 62.0, atol=1e-3)
+    assert out.min() >= 0.0 and out.max() <= 124.0 + 1e-3
+    with pytest.raises(ValueError, match="crop_scale"):
+        augment.AugmentConfig.from_names(["random_resized_crop"], crop_scale=(0.5, 1.5))
+
+
+def test_brightness_contrast_is_one_draw_for_both(batch):
+    # p = 1: every image gets brightness then contrast; p = 0: none does.
+    on = augment.Augmenter(augment.AugmentConfig.from_names(["brightness_contrast"],
+                                                            brightness_contrast_probability=1.0))(batch, SEED).numpy()
+    assert all(not np.allclose(on[i], batch.numpy()[i]) for i in range(len(on)))
+    off = augment.Augmenter(augment.AugmentConfig.from_names(["brightness_contrast"],
+                                                             brightness_contrast_probability=0.0))(batch, SEED).numpy()
+    np.testing.assert_array_equal(off, batch.numpy())

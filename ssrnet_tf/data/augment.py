@@ -12,6 +12,8 @@ name               what it does (defaults)
 =================  ==========================================================
 horizontal_flip    mirror, p = 0.5
 random_crop        pad 4 px (zeros) and crop back at a random offset
+random_resized_crop  a box of 8-100 % of the area, aspect 3/4-4/3, stretched
+                   to the full size (torchvision's RandomResizedCrop; LAE)
 affine             zoom +-10 %, shift +-10 %, shear +-10 deg (rotation 0),
                    reflect fill; p = 1 (``affine_probability``: SSR-Net's
                    "randomly activated" zoom/shift/shear)
@@ -20,6 +22,9 @@ hsv_shift          p = 0.3: hue +-20/180 turn, saturation +-30/255, value
 gamma              p = 0.3: gamma in [0.8, 1.2]
 brightness         p = 0.3: add +-0.2 x 255
 contrast           p = 0.3: contrast factor in [0.8, 1.2] about the mean grey
+brightness_contrast  p = 0.3: brightness and contrast together, one draw of the
+                   probability for both (albumentations' RandomBrightnessContrast,
+                   DLDL-v2 report's "BC")
 color_jitter       brightness x[0.8, 1.2], contrast [0.8, 1.2], saturation
                    [0.8, 1.2], hue +-0.05 turn (torchvision ColorJitter's
                    definitions and order; one colour matrix per image)
@@ -41,10 +46,11 @@ import tensorflow as tf
 
 from ssrnet_tf.data import image_ops
 from ssrnet_tf.data import rand_augment as rand_augment_lib
+from ssrnet_tf.data import random_resized_crop as random_resized_crop_lib
 
 NAMES = (
-    "horizontal_flip", "random_crop", "affine", "hsv_shift", "gamma",
-    "brightness", "contrast", "color_jitter", "rand_augment",
+    "horizontal_flip", "random_crop", "random_resized_crop", "affine", "hsv_shift", "gamma",
+    "brightness", "contrast", "brightness_contrast", "color_jitter", "rand_augment",
 )
 
 
@@ -53,11 +59,16 @@ class AugmentConfig:
     """Which augmentations are on (the :data:`NAMES` flags) and their parameters.
 
     Attributes:
-        horizontal_flip, random_crop, affine, hsv_shift, gamma, brightness,
-            contrast, color_jitter, rand_augment: On/off switches.
+        horizontal_flip, random_crop, random_resized_crop, affine, hsv_shift,
+            gamma, brightness, contrast, brightness_contrast, color_jitter,
+            rand_augment: On/off switches.
         flip_probability: Chance of a mirror.
         crop_padding: Pixels of padding before the random crop.
         crop_fill: Padding of the crop (``"constant"`` zeros, ``"reflect"``, ...).
+        crop_scale, crop_ratio: Area fraction and aspect-ratio ranges of
+            ``random_resized_crop``.
+        brightness_contrast_probability: Chance of ``brightness_contrast``
+            (which uses ``brightness_limit`` and ``contrast_limit``).
         zoom_range: Zoom factor drawn from ``[1 - z, 1 + z]``.
         shift_range: Shift drawn from ``+-shift_range`` of the side.
         shear_range: Shear angle drawn from ``+-shear_range`` degrees.
@@ -79,17 +90,22 @@ class AugmentConfig:
 
     horizontal_flip: bool = False
     random_crop: bool = False
+    random_resized_crop: bool = False
     affine: bool = False
     hsv_shift: bool = False
     gamma: bool = False
     brightness: bool = False
     contrast: bool = False
+    brightness_contrast: bool = False
     color_jitter: bool = False
     rand_augment: bool = False
 
     flip_probability: float = 0.5
     crop_padding: int = 4
     crop_fill: str = "constant"
+    crop_scale: Tuple[float, float] = random_resized_crop_lib.DEFAULT_SCALE
+    crop_ratio: Tuple[float, float] = random_resized_crop_lib.DEFAULT_RATIO
+    brightness_contrast_probability: float = 0.3
     zoom_range: float = 0.1
     shift_range: float = 0.1
     shear_range: float = 10.0
@@ -117,8 +133,10 @@ class AugmentConfig:
     def __post_init__(self):
         self.gamma_range = tuple(self.gamma_range)
         self.rand_augment_operations = tuple(self.rand_augment_operations)
+        self.crop_scale, self.crop_ratio = tuple(self.crop_scale), tuple(self.crop_ratio)
+        random_resized_crop_lib.validate_ranges(self.crop_scale, self.crop_ratio)
         for name in ("flip_probability", "affine_probability", "hsv_probability", "gamma_probability",
-                     "brightness_probability", "contrast_probability"):
+                     "brightness_probability", "contrast_probability", "brightness_contrast_probability"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}.")
         for name in ("crop_padding", "zoom_range", "shift_range", "shear_range", "rotation_range",
@@ -170,6 +188,7 @@ class AugmentConfig:
         values = dataclasses.asdict(self)
         values["gamma_range"] = list(self.gamma_range)
         values["rand_augment_operations"] = list(self.rand_augment_operations)
+        values["crop_scale"], values["crop_ratio"] = list(self.crop_scale), list(self.crop_ratio)
         return values
 
     def enabled(self) -> List[str]:
@@ -196,7 +215,7 @@ class Augmenter:
         TensorShape([4, 64, 64, 3])
     """
 
-    GEOMETRIC = ("horizontal_flip", "random_crop", "affine")
+    GEOMETRIC = ("horizontal_flip", "random_crop", "random_resized_crop", "affine")
 
     def __init__(self, config: AugmentConfig):
         self.config = config
@@ -233,6 +252,9 @@ class Augmenter:
                                                   dtype=tf.int32)
             transforms.append(image_ops.affine_matrices(height, width, translate_x=offsets[0],
                                                         translate_y=offsets[1]))
+        if "random_resized_crop" in seeds:
+            transforms.append(random_resized_crop_lib.crop_matrices(
+                height, width, batch, seeds["random_resized_crop"], c.crop_scale, c.crop_ratio))
         if "affine" in seeds:
             u = tf.random.stateless_uniform([5, batch], seeds["affine"], minval=-1.0, maxval=1.0)
             if c.affine_probability < 1.0:  # unchosen images draw the identity (all parameters 0)
@@ -247,7 +269,7 @@ class Augmenter:
                 translate_x=c.shift_range * tf.cast(width, tf.float32) * u[3],
                 translate_y=c.shift_range * tf.cast(height, tf.float32) * u[4],
             ))
-        affine = "affine" in seeds
+        affine = "affine" in seeds or "random_resized_crop" in seeds  # resizing needs bilinear sampling
         return image_ops.transform(images, image_ops.compose(*transforms),
                                    interpolation="bilinear" if affine else "nearest",
                                    fill_mode=c.affine_fill if affine else c.crop_fill)
@@ -282,6 +304,11 @@ class Augmenter:
         limit = self.config.contrast_limit
         return self._sometimes(images, seed, self.config.contrast_probability, 1,
                                lambda x, u: image_ops.adjust_contrast(x, 1.0 + limit * u[0]))
+
+    def _brightness_contrast(self, images, seed):
+        c = self.config
+        return self._sometimes(images, seed, c.brightness_contrast_probability, 2, lambda x, u: image_ops.adjust_contrast(
+            image_ops.add_brightness(x, c.brightness_limit * u[0]), 1.0 + c.contrast_limit * u[1]))
 
     def _color_jitter(self, images, seed):
         c = self.config
