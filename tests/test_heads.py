@@ -7,6 +7,7 @@ import tensorflow as tf
 import keras
 
 from ssrnet_tf import heads
+from ssrnet_tf.layers import ArgMaxValue
 from ssrnet_tf.export import TFLiteModel, convert_to_tflite
 from ssrnet_tf.heads import encodings
 
@@ -291,3 +292,20 @@ def test_age_group_head_as_the_age_head_of_the_multitask_paper():
     assert head_list[0].loss_weights() == {"age_group": 1.0, "age": 0.0}
     restored = heads.AgeGroupHead.from_config(head_list[0].get_config())
     assert restored.is_age_head and restored.predict_age and not heads.AgeGroupHead().is_age_head
+
+
+def test_dex_arg_max_is_the_classification_baseline():
+    # Same softmax as DEX; the age is the class of highest probability, not the expectation.
+    head = heads.DEXHead(min_age=0, max_age=4, prediction="arg_max")
+    model = build_model([head])
+    outputs = model.predict(inputs(samples=5), verbose=0)
+    np.testing.assert_array_equal(outputs["age"][:, 0], np.argmax(outputs["age_classes"], axis=1).astype(np.float32))
+    layer = ArgMaxValue([10.0, 20.0, 30.0])
+    probabilities = np.array([[0.2, 0.5, 0.3], [0.4, 0.1, 0.5]], np.float32)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer(probabilities)), [[20.0], [30.0]])
+    assert ArgMaxValue.from_config(layer.get_config()).values == [10.0, 20.0, 30.0]
+    assert heads.DEXHead.from_config(head.get_config()).prediction == "arg_max"
+    with pytest.raises(ValueError, match="no gradient"):
+        heads.DEXHead(prediction="arg_max", age_loss_weight=1.0)
+    with pytest.raises(ValueError, match="prediction"):
+        heads.DEXHead(prediction="median")

@@ -187,7 +187,7 @@ def validate_heads(heads: Iterable[Head]) -> List[str]:
     return list(owners)
 
 
-def expected_age_branch(head: "Head", features, min_age: int, max_age: int, suffix: str):
+def expected_age_branch(head: "Head", features, min_age: int, max_age: int, suffix: str, arg_max: bool = False):
     """A softmax over the whole years ``min_age..max_age`` and its expectation.
 
     The shared branch of the label-distribution and DEX heads.
@@ -198,13 +198,16 @@ def expected_age_branch(head: "Head", features, min_age: int, max_age: int, suff
         min_age: First age class.
         max_age: Last age class.
         suffix: Layer-name suffix of the softmax layer.
+        arg_max: Give the age of the most probable class instead of the
+            expectation (plain classification).
 
     Returns:
         ``(probabilities, age)`` of shapes ``(batch, K)`` and ``(batch, 1)``.
     """
-    from ssrnet_tf.layers import expected_value  # pylint: disable=import-outside-toplevel
+    from ssrnet_tf.layers import arg_max_value, expected_value  # pylint: disable=import-outside-toplevel
 
     ages = encodings.discrete_ages(min_age, max_age)
     probabilities = keras.layers.Dense(ages.size, activation="softmax", name=head._layer_name(suffix))(features)
-    age = expected_value.ExpectedValue(ages.tolist(), name=head._layer_name("age"))(probabilities)
+    layer = arg_max_value.ArgMaxValue if arg_max else expected_value.ExpectedValue
+    age = layer(ages.tolist(), name=head._layer_name("age"))(probabilities)
     return probabilities, age

@@ -12,6 +12,8 @@ from ssrnet_tf.heads import encodings
 
 #: Losses of :class:`RegressionHead`.
 REGRESSION_LOSSES = ("mae", "mse")
+#: Ways :class:`DEXHead` turns class probabilities into an age.
+DEX_PREDICTIONS = ("expectation", "arg_max")
 #: Name of the DEX class-probability output.
 DEX_CLASSES_OUTPUT = "age_classes"
 
@@ -113,19 +115,27 @@ class DEXHead(base.Head):
     with cross-entropy against the rounded age (clipped into the range, see
     :func:`encodings.discrete_age_class`); the age is the expectation of the
     softmax over the class ages, which DEX found better than the arg-max.
+    ``prediction="arg_max"`` gives the plain classification baseline
+    instead, "the class with the highest probability (argmax) is considered
+    the predicted age value" (the LDL report's comparison): same network and
+    loss, the age of the most probable class
+    (:class:`ssrnet_tf.layers.ArgMaxValue`).
 
     Outputs:
 
     * ``"age_classes"``: ``(N, K)`` probabilities. Loss: sparse categorical
       cross-entropy, weight ``classification_weight``.
-    * ``"age"``: ``(N, 1)`` expected age in years. Loss: MAE on the raw age
-      with weight ``age_loss_weight`` (default 0: monitor-only, as in DEX).
+    * ``"age"``: ``(N, 1)`` expected (or arg-max) age in years. Loss: MAE
+      on the raw age with weight ``age_loss_weight`` (default 0:
+      monitor-only, as in DEX; must be 0 with ``"arg_max"``, which has no
+      gradient).
 
     Args:
         min_age: Lowest age of the range (whole years).
         max_age: Highest age of the range (whole years).
         classification_weight: Weight of the cross-entropy.
         age_loss_weight: Weight of the MAE on ``"age"``.
+        prediction: ``"expectation"`` (DEX) or ``"arg_max"`` (classification).
         name: Head name (layer-name prefix).
 
     Reference:
@@ -141,10 +151,16 @@ class DEXHead(base.Head):
         max_age: int = 100,
         classification_weight: float = 1.0,
         age_loss_weight: float = 0.0,
+        prediction: str = "expectation",
         name: str = "dex",
     ):
         super().__init__(name)
         encodings.check_age_range(min_age, max_age)
+        if prediction not in DEX_PREDICTIONS:
+            raise ValueError(f"prediction must be one of {DEX_PREDICTIONS}, got {prediction!r}.")
+        if prediction == "arg_max" and age_loss_weight:
+            raise ValueError(f"prediction='arg_max' has no gradient; age_loss_weight must be 0, got {age_loss_weight}.")
+        self.prediction = prediction
         self.min_age = int(min_age)
         self.max_age = int(max_age)
         self.classification_weight = base.check_weight(classification_weight, "classification_weight")
@@ -160,7 +176,8 @@ class DEXHead(base.Head):
 
     def build_outputs(self, features):
         self._check_features(features)
-        classes, age = base.expected_age_branch(self, features, self.min_age, self.max_age, _DEX_CLASSIFIER_SUFFIX)
+        classes, age = base.expected_age_branch(self, features, self.min_age, self.max_age, _DEX_CLASSIFIER_SUFFIX,
+                                                arg_max=self.prediction == "arg_max")
         return {base.AGE_OUTPUT: age, DEX_CLASSES_OUTPUT: classes}
 
     def losses(self) -> Dict[str, keras.losses.Loss]:
@@ -190,6 +207,7 @@ class DEXHead(base.Head):
                 "max_age": self.max_age,
                 "classification_weight": self.classification_weight,
                 "age_loss_weight": self.age_loss_weight,
+                "prediction": self.prediction,
             }
         )
         return config
