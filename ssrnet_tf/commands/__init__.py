@@ -1,6 +1,6 @@
 """Sub-commands of ``ssrnet-tf``: each module has ``add_parser`` and ``run``."""
 
-from ssrnet_tf.commands import bench, demo, evaluate, export, predict, prepare, train, weights
+from ssrnet_tf.commands import ablate, bench, demo, evaluate, export, predict, prepare, train, weights
 
 #: Every sub-command module, in ``--help`` order.
-COMMANDS = (bench, prepare, train, evaluate, export, predict, demo, weights)
+COMMANDS = (bench, prepare, train, ablate, evaluate, export, predict, demo, weights)

@@ -1,0 +1,381 @@
+"""Ablation studies: train every variant of one study alike and tabulate them.
+
+A study (``training/ablations/NAME.yaml``) names one experiment config, the
+overrides every variant shares (backbone, input size, split, epochs: the
+budget) and, per variant, the overrides that make it that variant. The
+runner trains each variant for each seed with :func:`trainer.train` in
+``OUTPUT/RUN/seed_S`` (resumable: a finished run is read back, an
+interrupted one resumed), reads the held-out test report and writes the
+table of MAE, CA(5), σ and AAR (mean and spread over the seeds) as
+``ablation.json``, ``ablation.md`` and ``ablation.png``.
+
+Study file::
+
+    title: Age-Granularity-Net losses
+    claim: every added loss improves the accuracy
+    reference: Zhou et al., Using Multiple Losses ..., Table 1
+    config: agn_compact             # a training/configs name or a YAML path
+    overrides: [model.input_size=64, data.limit=4000, run.epochs=8]
+    seeds: [0, 1]
+    variants:
+      - {name: 1-year loss, overrides: [model.head_kwargs.granularities=[1]]}
+      - {name: + 5-year, overrides: [...]}
+    metrics: {age_group_accuracy: {boundaries: 5_groups}}   # optional
+
+Variants that give the same ``run`` name share one training per seed and
+read different reports of it (``report: stage1`` reads a two-stage run's
+stage-1 evaluation; the default ``final`` the final one), so LAE's "stage 1"
+and "stage 1 + 2" come from the very same stage 1.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import pathlib
+import platform
+import re
+import time
+from typing import Any, Dict, List, Optional, Sequence
+
+import numpy as np
+import yaml
+
+from ssrnet_tf.training import config as config_lib
+from ssrnet_tf.utils.atomic import atomic_write_bytes
+
+logger = logging.getLogger(__name__)
+
+#: Folder of the named study configs.
+STUDY_DIR = pathlib.Path(__file__).resolve().parents[2] / "training" / "ablations"
+
+#: Metrics of the table: report key, column title, True if higher is better.
+METRICS = (("mae", "MAE", False), ("ca_5", "CA(5)", True), ("group_mae_std", "σ", False), ("aar", "AAR", True))
+
+#: Reports a variant can read from its run.
+REPORTS = {"final": "evaluation", "stage1": "stage1_evaluation"}
+
+#: Extra metrics a study can ask for (computed from the saved model).
+EXTRA_METRICS = ("age_group_accuracy",)
+
+
+@dataclasses.dataclass
+class Variant:
+    """One row of a study.
+
+    Attributes:
+        name: Row label.
+        overrides: ``section.key=value`` overrides that make the variant.
+        run: Name of the training it reads (variants with the same ``run``
+            must have the same overrides and share one training per seed).
+        report: ``"final"`` or ``"stage1"`` (a two-stage run's stage 1).
+    """
+
+    name: str
+    overrides: List[str] = dataclasses.field(default_factory=list)
+    run: str = ""
+    report: str = "final"
+
+    def __post_init__(self):
+        if not self.name:
+            raise ValueError("every variant needs a name.")
+        if self.report not in REPORTS:
+            raise ValueError(f"variant {self.name!r}: report must be one of {sorted(REPORTS)}, got {self.report!r}.")
+        self.overrides = [str(override) for override in self.overrides]
+        self.run = self.run or _slug(self.name)
+
+
+@dataclasses.dataclass
+class Study:
+    """A named ablation study (see the module docstring)."""
+
+    name: str
+    title: str
+    claim: str
+    reference: str
+    config: str
+    overrides: List[str]
+    seeds: List[int]
+    variants: List[Variant]
+    metrics: Dict[str, Dict[str, Any]] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self):
+        if not self.variants:
+            raise ValueError(f"study {self.name!r} has no variants.")
+        if not self.seeds:
+            raise ValueError(f"study {self.name!r} has no seeds.")
+        names = [variant.name for variant in self.variants]
+        if len(set(names)) != len(names):
+            raise ValueError(f"study {self.name!r}: variant names must be unique, got {names}.")
+        runs: Dict[str, List[str]] = {}
+        for variant in self.variants:
+            if runs.setdefault(variant.run, variant.overrides) != variant.overrides:
+                raise ValueError(f"study {self.name!r}: variants sharing run {variant.run!r} must share their overrides.")
+        unknown = sorted(set(self.metrics) - set(EXTRA_METRICS))
+        if unknown:
+            raise ValueError(f"study {self.name!r}: unknown metrics {unknown}; known: {list(EXTRA_METRICS)}.")
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_") or "variant"
+
+
+def study_names() -> List[str]:
+    """The names of the studies in :data:`STUDY_DIR`."""
+    return sorted(path.stem for path in STUDY_DIR.glob("*.yaml"))
+
+
+def load_study(name_or_path) -> Study:
+    """Reads a study by name (``training/ablations/NAME.yaml``) or path.
+
+    Raises:
+        FileNotFoundError: Naming the missing file and the known studies.
+        ValueError: For a malformed study, naming the file and the problem.
+    """
+    path = pathlib.Path(name_or_path)
+    if not path.suffix:
+        path = STUDY_DIR / f"{name_or_path}.yaml"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such ablation study; known studies: {', '.join(study_names())}.")
+    try:
+        values = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise ValueError(f"{path}: not valid YAML ({error}).") from None
+    known = {field.name for field in dataclasses.fields(Study)} - {"name"}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"{path}: unknown keys {unknown}; known: {sorted(known)}.")
+    try:
+        variants = [Variant(**dict(entry)) for entry in values.get("variants") or []]
+        return Study(
+            name=path.stem, title=str(values.get("title", path.stem)), claim=str(values.get("claim", "")),
+            reference=str(values.get("reference", "")), config=str(values["config"]),
+            overrides=[str(o) for o in values.get("overrides") or []],
+            seeds=[int(seed) for seed in values.get("seeds") or [0]], variants=variants,
+            metrics=dict(values.get("metrics") or {}),
+        )
+    except (KeyError, TypeError, ValueError) as error:
+        raise ValueError(f"{path}: {error}") from None
+
+
+def variant_config(study: Study, variant: Variant, seed: int, output_dir, overrides: Sequence[str] = ()):
+    """The experiment config of one variant and seed.
+
+    Overrides apply in this order: the study's, the variant's, ``overrides``
+    (e.g. a smaller budget from the command line), then the seed and the
+    run folder.
+    """
+    run_dir = pathlib.Path(output_dir) / variant.run / f"seed_{seed}"
+    return config_lib.load_config(study.config, [
+        *study.overrides, *variant.overrides, *overrides,
+        f"name={study.name}-{variant.run}-seed{seed}", f"run.seed={seed}", f"run.output_dir={run_dir}",
+    ])
+
+
+def _finished(run_dir: pathlib.Path, two_stage: bool) -> bool:
+    path = run_dir / "summary.json"
+    if not path.is_file():
+        return False
+    summary = json.loads(path.read_text())
+    return "stage2" in summary if two_stage else "test_mae" in summary
+
+
+def _train_once(config, verbose: int) -> float:
+    """Trains (or resumes) a run unless it is finished; returns the wall seconds spent."""
+    import keras  # pylint: disable=import-outside-toplevel
+
+    from ssrnet_tf.training import trainer  # pylint: disable=import-outside-toplevel
+
+    run_dir = pathlib.Path(config.run.output_dir)
+    if _finished(run_dir, config.stage_two.enabled):
+        return 0.0
+    started = time.time()
+    keras.backend.clear_session()
+    trainer.train(config, resume=run_dir.is_dir() and any(run_dir.iterdir()), verbose=verbose)
+    return time.time() - started
+
+
+def age_group_accuracy(run_dir: pathlib.Path, config, model_file: str, boundaries) -> float:
+    """Share of held-out test faces whose age group the model's ``"age_group"`` output gets right.
+
+    Args:
+        run_dir: The run folder (its ``split.json`` gives the test faces).
+        config: The run's experiment config.
+        model_file: The model in ``run_dir`` to use.
+        boundaries: Age-group preset or boundaries (:func:`encodings.age_group_index`).
+    """
+    import keras  # pylint: disable=import-outside-toplevel
+
+    from ssrnet_tf.data import pipeline, sources, splits  # pylint: disable=import-outside-toplevel
+    from ssrnet_tf.heads import encodings  # pylint: disable=import-outside-toplevel
+
+    table = sources.read_dataset(config.data.dataset, config.data.path)
+    table = table.take(splits.Split.load(run_dir / "split.json").indices(table)["test"])
+    model = keras.saving.load_model(run_dir / model_file, compile=False)
+    options = pipeline.PipelineConfig(input_size=config.model.input_size, batch_size=config.data.batch_size,
+                                      shuffle=False, cache=None)
+    dataset, _ = pipeline.make_dataset(table, options, name="ablation_test")
+    hits, total = 0, 0
+    for images, ages in dataset:
+        groups = np.argmax(np.asarray(model.predict_on_batch(images)["age_group"]), axis=1)
+        truth = encodings.age_group_index(ages.numpy(), boundaries)
+        hits, total = hits + int(np.sum(groups == truth)), total + len(truth)
+    return hits / total
+
+
+def _variant_metrics(study: Study, variant: Variant, config) -> Dict[str, float]:
+    run_dir = pathlib.Path(config.run.output_dir)
+    report = json.loads((run_dir / REPORTS[variant.report] / "report.json").read_text())
+    values = {key: float(report[key]) for key, _, _ in METRICS}
+    values["test_faces"] = int(report["count"])
+    if "age_group_accuracy" in study.metrics:
+        model_file = "stage1_model.keras" if variant.report == "stage1" else "model.keras"
+        boundaries = study.metrics["age_group_accuracy"].get("boundaries", "5_groups")
+        values["age_group_accuracy"] = age_group_accuracy(run_dir, config, model_file, boundaries)
+    return values
+
+
+def _summarise(values: Sequence[float]) -> Dict[str, float]:
+    array = np.asarray(values, dtype=np.float64)
+    spread = float(np.std(array, ddof=1)) if array.size > 1 else 0.0
+    return {"mean": float(np.mean(array)), "std": spread, "min": float(np.min(array)), "max": float(np.max(array))}
+
+
+def _metric_columns(study: Study):
+    columns = list(METRICS)
+    if "age_group_accuracy" in study.metrics:
+        columns.append(("age_group_accuracy", "age-group acc.", True))
+    return columns
+
+
+def _machine() -> str:
+    from ssrnet_tf.export.benchmark import cpu_name  # pylint: disable=import-outside-toplevel
+
+    return f"{cpu_name()} ({os.cpu_count()} logical cores), {platform.system()} {platform.machine()}, no GPU used"
+
+
+def run_study(study: Study, output_dir, overrides: Sequence[str] = (), seeds: Optional[Sequence[int]] = None,
+              command: str = "", verbose: int = 0) -> Dict[str, Any]:
+    """Trains every variant of ``study`` for every seed and writes the table.
+
+    Args:
+        study: The study.
+        output_dir: Folder of the study's runs and tables.
+        overrides: Extra ``section.key=value`` overrides for every variant
+            (applied after the variant's).
+        seeds: Seeds to use instead of the study's.
+        command: The command line, recorded in the outputs.
+        verbose: Keras progress verbosity of the trainings.
+
+    Returns:
+        The results written to ``ablation.json``.
+    """
+    output_dir = pathlib.Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    seeds = list(seeds) if seeds else list(study.seeds)
+    rows = []
+    budget = None
+    for variant in study.variants:
+        per_seed = []
+        for seed in seeds:
+            config = variant_config(study, variant, seed, output_dir, overrides)
+            seconds = _train_once(config, verbose)
+            values = _variant_metrics(study, variant, config)
+            values.update(seed=seed, train_seconds=round(seconds, 1))
+            per_seed.append(values)
+            logger.info("%s / %s / seed %d: %s", study.name, variant.name, seed, values)
+            print(f"{study.name}: {variant.name} (seed {seed}): MAE {values['mae']:.3f}, CA(5) {values['ca_5']:.3f}, "
+                  f"σ {values['group_mae_std']:.3f}, AAR {values['aar']:.3f}", flush=True)
+            if budget is None:
+                budget = _budget(config)
+        summary = {key: _summarise([v[key] for v in per_seed]) for key, _, _ in _metric_columns(study)}
+        rows.append({"name": variant.name, "run": variant.run, "report": variant.report,
+                     "overrides": variant.overrides, "seeds": per_seed, "summary": summary})
+        results = {
+            "study": study.name, "title": study.title, "claim": study.claim, "reference": study.reference,
+            "command": command, "config": study.config, "overrides": [*study.overrides, *overrides], "seeds": seeds,
+            "budget": budget, "machine": _machine(), "variants": rows,
+            "complete": len(rows) == len(study.variants),
+            "spread": "std over seeds (ddof 1); 0 with one seed",
+        }
+        # Written after every variant, so that an interrupted study still shows what ran.
+        atomic_write_bytes(output_dir / "ablation.json", json.dumps(results, indent=2).encode())
+        atomic_write_bytes(output_dir / "ablation.md", markdown_table(results, _metric_columns(study)).encode())
+        plot_results(results, _metric_columns(study), output_dir / "ablation.png")
+    return results
+
+
+def _budget(config) -> Dict[str, Any]:
+    run_dir = pathlib.Path(config.run.output_dir)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    budget = {
+        "backbone": "ssrnet" if config.model.architecture == "ssrnet" else config.model.backbone,
+        "alpha": config.model.alpha, "input_size": config.model.input_size, "weights": config.model.weights,
+        "epochs": config.run.epochs, "batch_size": config.data.batch_size, "split_seed": config.data.split_seed,
+        "faces": {"train": summary.get("train_faces"), "val": summary.get("val_faces"), "test": summary.get("test_faces")},
+        "dataset": f"{config.data.dataset}: {config.data.path}",
+    }
+    if config.stage_two.enabled:
+        budget["stage_two_epochs"] = config.stage_two.epochs
+    return budget
+
+
+def markdown_table(results: Dict[str, Any], columns) -> str:
+    """The study as a Markdown section: claim, command, budget and the table."""
+    budget = results.get("budget") or {}
+    faces = budget.get("faces") or {}
+    lines = [f"### {results['title']}", ""]
+    if results.get("claim"):
+        lines += [f"Claim: {results['claim']}" + (f" ({results['reference']})" if results.get("reference") else ""), ""]
+    if results.get("command"):
+        lines += [f"Command: `{results['command']}`", ""]
+    stage_two = f" + {budget['stage_two_epochs']} stage-2 epochs" if "stage_two_epochs" in budget else ""
+    lines += [
+        f"Budget: {budget.get('backbone')}" + (f" (alpha {budget['alpha']})" if budget.get("alpha") else "")
+        + f" at {budget.get('input_size')} px, weights {budget.get('weights')}, {budget.get('epochs')} epochs{stage_two}, "
+        f"batch {budget.get('batch_size')}, {faces.get('train')} train / {faces.get('val')} val / "
+        f"{faces.get('test')} test faces (split seed {budget.get('split_seed')}), seeds {results['seeds']}; "
+        f"{results['machine']}.", "",
+    ]
+    header = "| variant | " + " | ".join(title for _, title, _ in columns) + " | ΔMAE vs first |"
+    lines += [header, "|" + "---|" * (len(columns) + 2)]
+    first = results["variants"][0]["summary"]["mae"]["mean"]
+    for row in results["variants"]:
+        cells = [f"{row['summary'][key]['mean']:.3f} ± {row['summary'][key]['std']:.3f}" for key, _, _ in columns]
+        delta = row["summary"]["mae"]["mean"] - first
+        lines.append(f"| {row['name']} | " + " | ".join(cells) + f" | {delta:+.3f} |")
+    lines += ["", f"Mean ± {results['spread']} over seeds {results['seeds']}, on the held-out test faces. "
+              "CA(5): share of faces with |error| < 5 years; σ: LAE eq. 7; AAR = max(0, 7 − MAE) + max(0, 3 − σ).", ""]
+    return "\n".join(lines)
+
+
+def plot_results(results: Dict[str, Any], columns, path) -> None:
+    """One PNG: a panel per metric, a bar (mean) per variant with each seed as a dot."""
+    import matplotlib  # pylint: disable=import-outside-toplevel
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+
+    names = [row["name"] for row in results["variants"]]
+    figure, axes = plt.subplots(1, len(columns), figsize=(3.2 * len(columns), 3.6 + 0.12 * max(map(len, names))))
+    positions = np.arange(len(names))
+    for axis, (key, title, higher) in zip(np.atleast_1d(axes), columns):
+        means = [row["summary"][key]["mean"] for row in results["variants"]]
+        spreads = [row["summary"][key]["std"] for row in results["variants"]]
+        axis.bar(positions, means, yerr=spreads, color="#7aa6c2", capsize=3)
+        for position, row in zip(positions, results["variants"]):
+            seeds = [entry[key] for entry in row["seeds"]]
+            axis.plot([position] * len(seeds), seeds, "k.", markersize=5)
+        axis.set_title(f"{title} ({'higher' if higher else 'lower'} is better)", fontsize=9)
+        axis.set_xticks(positions)
+        axis.set_xticklabels(names, rotation=35, ha="right", fontsize=8)
+        axis.grid(axis="y", alpha=0.3)
+    figure.suptitle(f"{results['title']}: mean over seeds {results['seeds']} (dots: seeds)", fontsize=10)
+    figure.tight_layout()
+    path = pathlib.Path(path)
+    temporary = path.with_name(f".{path.name}.tmp.png")
+    figure.savefig(temporary, dpi=110)
+    plt.close(figure)
+    os.replace(temporary, path)
