@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import logging
 import os
 import pathlib
 import platform
@@ -46,7 +45,6 @@ import yaml
 from ssrnet_tf.training import config as config_lib
 from ssrnet_tf.utils.atomic import atomic_write_bytes
 
-logger = logging.getLogger(__name__)
 
 #: Folder of the named study configs.
 STUDY_DIR = pathlib.Path(__file__).resolve().parents[2] / "training" / "ablations"
@@ -275,36 +273,46 @@ def run_study(study: Study, output_dir, overrides: Sequence[str] = (), seeds: Op
     output_dir = pathlib.Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     seeds = list(seeds) if seeds else list(study.seeds)
-    rows = []
+    per_variant: Dict[str, List[Dict[str, Any]]] = {variant.name: [] for variant in study.variants}
     budget = None
-    for variant in study.variants:
-        per_seed = []
-        for seed in seeds:
+    results: Dict[str, Any] = {}
+    # Seed-major: every variant once before any is repeated, so that an
+    # interrupted study has a complete table for its first seed.
+    for seed in seeds:
+        for variant in study.variants:
             config = variant_config(study, variant, seed, output_dir, overrides)
             seconds = _train_once(config, verbose)
             values = _variant_metrics(study, variant, config)
             values.update(seed=seed, train_seconds=round(seconds, 1))
-            per_seed.append(values)
-            logger.info("%s / %s / seed %d: %s", study.name, variant.name, seed, values)
+            per_variant[variant.name].append(values)
             print(f"{study.name}: {variant.name} (seed {seed}): MAE {values['mae']:.3f}, CA(5) {values['ca_5']:.3f}, "
                   f"σ {values['group_mae_std']:.3f}, AAR {values['aar']:.3f}", flush=True)
-            if budget is None:
-                budget = _budget(config)
-        summary = {key: _summarise([v[key] for v in per_seed]) for key, _, _ in _metric_columns(study)}
-        rows.append({"name": variant.name, "run": variant.run, "report": variant.report,
-                     "overrides": variant.overrides, "seeds": per_seed, "summary": summary})
-        results = {
-            "study": study.name, "title": study.title, "claim": study.claim, "reference": study.reference,
-            "command": command, "config": study.config, "overrides": [*study.overrides, *overrides], "seeds": seeds,
-            "budget": budget, "machine": _machine(), "variants": rows,
-            "complete": len(rows) == len(study.variants),
-            "spread": "std over seeds (ddof 1); 0 with one seed",
-        }
-        # Written after every variant, so that an interrupted study still shows what ran.
-        atomic_write_bytes(output_dir / "ablation.json", json.dumps(results, indent=2).encode())
-        atomic_write_bytes(output_dir / "ablation.md", markdown_table(results, _metric_columns(study)).encode())
-        plot_results(results, _metric_columns(study), output_dir / "ablation.png")
+            budget = budget or _budget(config)
+            results = _collect(study, seeds, per_variant, budget, command, overrides)
+            # Written after every run, so that an interrupted study still shows what ran.
+            atomic_write_bytes(output_dir / "ablation.json", json.dumps(results, indent=2).encode())
+            atomic_write_bytes(output_dir / "ablation.md", markdown_table(results, _metric_columns(study)).encode())
+            plot_results(results, _metric_columns(study), output_dir / "ablation.png")
     return results
+
+
+def _collect(study: Study, seeds, per_variant, budget, command: str, overrides) -> Dict[str, Any]:
+    """The results of the runs done so far (variants without a run yet are left out)."""
+    rows = []
+    for variant in study.variants:
+        done = per_variant[variant.name]
+        if not done:
+            continue
+        summary = {key: _summarise([entry[key] for entry in done]) for key, _, _ in _metric_columns(study)}
+        rows.append({"name": variant.name, "run": variant.run, "report": variant.report,
+                     "overrides": variant.overrides, "seeds": done, "summary": summary})
+    return {
+        "study": study.name, "title": study.title, "claim": study.claim, "reference": study.reference,
+        "command": command, "config": study.config, "overrides": [*study.overrides, *overrides], "seeds": seeds,
+        "budget": budget, "machine": _machine(), "variants": rows,
+        "complete": all(len(per_variant[v.name]) == len(seeds) for v in study.variants),
+        "spread": "std over seeds (ddof 1); 0 with one seed",
+    }
 
 
 def _budget(config) -> Dict[str, Any]:
@@ -345,7 +353,10 @@ def markdown_table(results: Dict[str, Any], columns) -> str:
     for row in results["variants"]:
         cells = [f"{row['summary'][key]['mean']:.3f} ± {row['summary'][key]['std']:.3f}" for key, _, _ in columns]
         delta = row["summary"]["mae"]["mean"] - first
-        lines.append(f"| {row['name']} | " + " | ".join(cells) + f" | {delta:+.3f} |")
+        label = row["name"] if len(row["seeds"]) == len(results["seeds"]) else f"{row['name']} ({len(row['seeds'])} seed)"
+        lines.append(f"| {label} | " + " | ".join(cells) + f" | {delta:+.3f} |")
+    if not results.get("complete", True):
+        lines += ["", "Incomplete: the study was interrupted; rows marked with a seed count have fewer seeds."]
     lines += ["", f"Mean ± {results['spread']} over seeds {results['seeds']}, on the held-out test faces. "
               "CA(5): share of faces with |error| < 5 years; σ: LAE eq. 7; AAR = max(0, 7 − MAE) + max(0, 3 − σ).", ""]
     return "\n".join(lines)
@@ -359,7 +370,7 @@ def plot_results(results: Dict[str, Any], columns, path) -> None:
     import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
 
     names = [row["name"] for row in results["variants"]]
-    figure, axes = plt.subplots(1, len(columns), figsize=(3.2 * len(columns), 3.6 + 0.12 * max(map(len, names))))
+    figure, axes = plt.subplots(1, len(columns), figsize=(3.0 * len(columns), 3.0 + 0.08 * max(map(len, names))))
     positions = np.arange(len(names))
     for axis, (key, title, higher) in zip(np.atleast_1d(axes), columns):
         means = [row["summary"][key]["mean"] for row in results["variants"]]
@@ -368,6 +379,8 @@ def plot_results(results: Dict[str, Any], columns, path) -> None:
         for position, row in zip(positions, results["variants"]):
             seeds = [entry[key] for entry in row["seeds"]]
             axis.plot([position] * len(seeds), seeds, "k.", markersize=5)
+        top = max([value for row in results["variants"] for value in [entry[key] for entry in row["seeds"]]] + [0.0])
+        axis.set_ylim(0.0, 1.1 * top if top > 0 else 1.0)  # every metric is >= 0
         axis.set_title(f"{title} ({'higher' if higher else 'lower'} is better)", fontsize=9)
         axis.set_xticks(positions)
         axis.set_xticklabels(names, rotation=35, ha="right", fontsize=8)
