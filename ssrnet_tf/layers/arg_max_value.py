@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import keras
 import numpy as np
 from keras import ops
 
-from ssrnet_tf.layers import registration
+from ssrnet_tf.layers import expected_value, registration
 
 
 @registration.register
-class ArgMaxValue(keras.layers.Layer):
+class ArgMaxValue(expected_value.ExpectedValue):
     """Maps class probabilities to the value of the arg-max class.
 
     ``y = v_{argmax_k p_k}`` for probabilities ``p`` of shape ``(batch, K)``
@@ -19,7 +18,8 @@ class ArgMaxValue(keras.layers.Layer):
     is considered the predicted age value" (the LDL report's classification
     baseline), as opposed to DEX's expectation (:class:`ExpectedValue`).
     It has no gradient; train the probabilities with their own loss. Ops:
-    ``ARG_MAX`` and ``GATHER`` in TFLite.
+    ``ARG_MAX`` and ``GATHER`` in TFLite. Arguments, checks and config are
+    those of :class:`ExpectedValue`.
 
     Args:
         values: Sequence of the ``K`` class values.
@@ -41,32 +41,7 @@ class ArgMaxValue(keras.layers.Layer):
         LDL report's classification baseline.
     """
 
-    def __init__(self, values, **kwargs):
-        super().__init__(**kwargs)
-        values = [float(value) for value in np.asarray(values, dtype=np.float64).reshape(-1)]
-        if not values:
-            raise ValueError("ArgMaxValue needs at least one class value, got [].")
-        if not all(np.isfinite(values)):
-            raise ValueError(f"ArgMaxValue values must be finite, got {values}.")
-        self.values = values
-
-    def build(self, input_shape):
-        if input_shape[-1] is not None and input_shape[-1] != len(self.values):
-            raise ValueError(
-                f"ArgMaxValue has {len(self.values)} class values but its input has "
-                f"{input_shape[-1]} classes (shape {tuple(input_shape)})."
-            )
-        super().build(input_shape)
-
     def call(self, inputs):
         table = ops.convert_to_tensor(np.asarray(self.values, dtype=np.float32), dtype=inputs.dtype)  # (K,)
         index = ops.argmax(inputs, axis=-1)  # (batch,)
         return ops.expand_dims(ops.take(table, index, axis=0), -1)  # (batch, 1)
-
-    def compute_output_shape(self, input_shape):
-        return (*input_shape[:-1], 1)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update({"values": list(self.values)})
-        return config

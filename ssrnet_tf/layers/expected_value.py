@@ -44,15 +44,15 @@ class ExpectedValue(keras.layers.Layer):
         super().__init__(**kwargs)
         values = [float(value) for value in np.asarray(values, dtype=np.float64).reshape(-1)]
         if not values:
-            raise ValueError("ExpectedValue needs at least one class value, got [].")
+            raise ValueError(f"{type(self).__name__} needs at least one class value, got [].")
         if not all(np.isfinite(values)):
-            raise ValueError(f"ExpectedValue values must be finite, got {values}.")
+            raise ValueError(f"{type(self).__name__} values must be finite, got {values}.")
         self.values = values
 
     def build(self, input_shape):
         if input_shape[-1] is not None and input_shape[-1] != len(self.values):
             raise ValueError(
-                f"ExpectedValue has {len(self.values)} class values but its input has "
+                f"{type(self).__name__} has {len(self.values)} class values but its input has "
                 f"{input_shape[-1]} classes (shape {tuple(input_shape)})."
             )
         super().build(input_shape)
