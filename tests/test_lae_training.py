@@ -78,10 +78,23 @@ def test_freezing_leaves_only_the_age_classifier_trainable():
 
 
 def test_stage_two_config_is_checked():
-    config = config_lib.load_config("lae_compact")
-    assert config.stage_two.enabled and config.schedule.kind == "one_cycle"
-    assert (config.model.head, config.model.head_kwargs["sigma"], config.model.head_kwargs["age_loss_weight"]) == \
-        ("label_distribution", 2.0, 1.0)
+    # LAE's recipe (section 2.1, 2.3, 3.3): sigma 1, lambda 1, SGD one-cycle, weight decay 5e-4,
+    # random-resized crop + flip + colour jitter + RandAugment(2, 9).
+    for name in ("lae_compact", "lae_mobilenet_v2"):
+        config = config_lib.load_config(name)
+        assert config.stage_two.enabled and config.schedule.kind == "one_cycle"
+        assert (config.model.head, config.model.head_kwargs["sigma"], config.model.head_kwargs["age_loss_weight"]) == \
+            ("label_distribution", 1.0, 1.0)
+        assert (config.optimizer.name, config.optimizer.weight_decay, config.stage_two.optimizer) == ("sgd", 5e-4, "sgd")
+        assert config.data.augment == ["random_resized_crop", "horizontal_flip", "color_jitter", "rand_augment"]
+        assert (config.data.augment_params["rand_augment_ops"], config.data.augment_params["rand_augment_magnitude"]) == \
+            (2, 9)
+    # The paper's base learning rates scaled by batch / 256 for the pre-trained network.
+    assert config.optimizer.learning_rate == pytest.approx(0.005 * 32 / 256)
+    assert config.stage_two.learning_rate == pytest.approx(0.001 * 32 / 256)
+    ldl = config_lib.load_config("ldl_mobilenet_v2")  # DLDL-v2 report, section 4.5: p = 0.3 each, no crop
+    assert ldl.data.augment == ["horizontal_flip", "hsv_shift", "gamma", "brightness_contrast"]
+    assert ldl.data.augment_params == {"flip_probability": 0.3}
     with pytest.raises(ValueError, match="backbone"):
         config_lib.load_config("ssrnet", ["stage_two.enabled=true"])
     with pytest.raises(ValueError, match="val_fraction"):
