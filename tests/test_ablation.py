@@ -27,7 +27,7 @@ def _results(names=("a", "b"), maes=((3.0, 5.0), (2.0, 2.0))):
         variants.append({"name": name, "seeds": seeds, "summary": summary})
     return {"title": "T", "claim": "c", "reference": "r", "command": "ssrnet-tf ablate t", "seeds": [0, 1],
             "budget": {"backbone": "ssrnet", "input_size": 64, "epochs": 1, "faces": {"train": 1, "val": 1, "test": 1}},
-            "machine": "m", "variants": variants, "spread": "std over seeds (ddof 1)"}
+            "machine": "m", "variants": variants, "spread": "std over the seeds (ddof 1)"}
 
 
 def test_every_named_study_loads_and_the_help_lists_them(capsys):

@@ -311,7 +311,7 @@ def _collect(study: Study, seeds, per_variant, budget, command: str, overrides) 
         "command": command, "config": study.config, "overrides": [*study.overrides, *overrides], "seeds": seeds,
         "budget": budget, "machine": _machine(), "variants": rows,
         "complete": all(len(per_variant[v.name]) == len(seeds) for v in study.variants),
-        "spread": "std over seeds (ddof 1); 0 with one seed",
+        "spread": "std over the seeds (ddof 1; 0 with one seed)",
     }
 
 
@@ -353,11 +353,13 @@ def markdown_table(results: Dict[str, Any], columns) -> str:
     for row in results["variants"]:
         cells = [f"{row['summary'][key]['mean']:.3f} ± {row['summary'][key]['std']:.3f}" for key, _, _ in columns]
         delta = row["summary"]["mae"]["mean"] - first
-        label = row["name"] if len(row["seeds"]) == len(results["seeds"]) else f"{row['name']} ({len(row['seeds'])} seed)"
+        count = len(row["seeds"])
+        label = row["name"] if count == len(results["seeds"]) else f"{row['name']} ({count} seed{'s' if count > 1 else ''})"
         lines.append(f"| {label} | " + " | ".join(cells) + f" | {delta:+.3f} |")
     if not results.get("complete", True):
-        lines += ["", "Incomplete: the study was interrupted; rows marked with a seed count have fewer seeds."]
-    lines += ["", f"Mean ± {results['spread']} over seeds {results['seeds']}, on the held-out test faces. "
+        lines += ["", "Incomplete (still running or interrupted): a row marked with a seed count has fewer seeds "
+                      "than the study's, a missing variant has not run yet."]
+    lines += ["", f"On the held-out test faces; mean ± {results['spread']}. "
               "CA(5): share of faces with |error| < 5 years; σ: LAE eq. 7; AAR = max(0, 7 − MAE) + max(0, 3 − σ).", ""]
     return "\n".join(lines)
 
