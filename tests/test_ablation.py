@@ -134,6 +134,11 @@ def test_ssrnet_range_study_two_seeds_and_rerun_reuses_runs(utkface_dir, tmp_pat
     again = _run("ssrnet_range", utkface_dir, tmp_path, seeds=(0, 1))
     assert all(entry["train_seconds"] == 0.0 for row in again["variants"] for entry in row["seeds"])
     assert again["variants"][1]["summary"] == results["variants"][1]["summary"]
+    tables = ablation.run_study(ablation.load_study("ssrnet_range"), tmp_path / "ssrnet_range",
+                                overrides=[*TINY, f"data.path={utkface_dir}"], seeds=(0, 1), train=False)
+    assert tables["variants"] == again["variants"] and tables["complete"]
+    # The floor: predicting the training median for every test face.
+    assert tables["median_baseline"]["mae"] > 0 and "constant guess" in (tmp_path / "ssrnet_range" / "ablation.md").read_text()
 
 
 @pytest.mark.slow

@@ -13,9 +13,12 @@ def run(args: argparse.Namespace) -> int:
 
     study = ablation.load_study(args.study)
     output_dir = args.output_dir or f"runs/ablations/{study.name}"
-    command = "ssrnet-tf " + " ".join(shlex.quote(part) for part in sys.argv[1:]) if args.record_argv else ""
+    argv = [part for part in sys.argv[1:] if part != "--tables-only"]
+    command = "ssrnet-tf " + " ".join(shlex.quote(part) for part in argv) if args.record_argv else ""
     results = ablation.run_study(study, output_dir, overrides=args.overrides, seeds=args.seeds,
-                                 command=command, verbose=args.verbose)
+                                 command=command, verbose=args.verbose, train=not args.tables_only)
+    if not results:
+        raise ValueError(f"{output_dir}: no finished run of study {study.name!r} to tabulate.")
     print(f"{study.name}: {len(results['variants'])} variants x {len(results['seeds'])} seeds; "
           f"table in {output_dir}/ablation.md, plot in {output_dir}/ablation.png")
     return 0
@@ -47,5 +50,7 @@ def add_parser(commands) -> None:
     parser.add_argument("overrides", nargs="*", help="section.key=value overrides for every variant, e.g. run.epochs=1")
     parser.add_argument("--seeds", type=int, nargs="+", help="seeds to run instead of the study's")
     parser.add_argument("--output-dir", help="[runs/ablations/NAME]")
+    parser.add_argument("--tables-only", action="store_true",
+                        help="rebuild the table and plot from the finished runs; train nothing")
     parser.add_argument("--verbose", type=int, default=0, choices=(0, 1, 2), help="Keras progress: 0 silent, 1 bar, 2 line [0]")
     parser.set_defaults(handler=run, record_argv=True)

@@ -223,6 +223,22 @@ def age_group_accuracy(run_dir: pathlib.Path, config, model_file: str, boundarie
     return hits / total
 
 
+def median_baseline(run_dir: pathlib.Path, config) -> Dict[str, float]:
+    """The metrics of a constant guess, the training faces' median age, on the run's test faces.
+
+    The floor every variant must beat before its differences mean anything.
+    """
+    from ssrnet_tf import metrics  # pylint: disable=import-outside-toplevel
+    from ssrnet_tf.data import sources, splits  # pylint: disable=import-outside-toplevel
+
+    table = sources.read_dataset(config.data.dataset, config.data.path)
+    parts = splits.Split.load(run_dir / "split.json").indices(table)
+    median = float(np.median(table.age[parts["train"]]))
+    truth = table.age[parts["test"]]
+    report = metrics.age_report(truth, np.full(truth.shape, median))
+    return {"median_age": median, **{key: float(report[key]) for key, _, _ in METRICS}}
+
+
 def _variant_metrics(study: Study, variant: Variant, config) -> Dict[str, float]:
     run_dir = pathlib.Path(config.run.output_dir)
     report = json.loads((run_dir / REPORTS[variant.report] / "report.json").read_text())
@@ -255,7 +271,7 @@ def _machine() -> str:
 
 
 def run_study(study: Study, output_dir, overrides: Sequence[str] = (), seeds: Optional[Sequence[int]] = None,
-              command: str = "", verbose: int = 0) -> Dict[str, Any]:
+              command: str = "", verbose: int = 0, train: bool = True) -> Dict[str, Any]:
     """Trains every variant of ``study`` for every seed and writes the table.
 
     Args:
@@ -266,6 +282,8 @@ def run_study(study: Study, output_dir, overrides: Sequence[str] = (), seeds: Op
         seeds: Seeds to use instead of the study's.
         command: The command line, recorded in the outputs.
         verbose: Keras progress verbosity of the trainings.
+        train: ``False`` only tabulates the runs already finished (none
+            is started or resumed).
 
     Returns:
         The results written to ``ablation.json``.
@@ -274,21 +292,25 @@ def run_study(study: Study, output_dir, overrides: Sequence[str] = (), seeds: Op
     output_dir.mkdir(parents=True, exist_ok=True)
     seeds = list(seeds) if seeds else list(study.seeds)
     per_variant: Dict[str, List[Dict[str, Any]]] = {variant.name: [] for variant in study.variants}
-    budget = None
+    budget = baseline = None
     results: Dict[str, Any] = {}
     # Seed-major: every variant once before any is repeated, so that an
     # interrupted study has a complete table for its first seed.
     for seed in seeds:
         for variant in study.variants:
             config = variant_config(study, variant, seed, output_dir, overrides)
-            seconds = _train_once(config, verbose)
+            if not train and not _finished(pathlib.Path(config.run.output_dir), config.stage_two.enabled):
+                continue
+            seconds = _train_once(config, verbose) if train else 0.0
             values = _variant_metrics(study, variant, config)
             values.update(seed=seed, train_seconds=round(seconds, 1))
             per_variant[variant.name].append(values)
             print(f"{study.name}: {variant.name} (seed {seed}): MAE {values['mae']:.3f}, CA(5) {values['ca_5']:.3f}, "
                   f"σ {values['group_mae_std']:.3f}, AAR {values['aar']:.3f}", flush=True)
             budget = budget or _budget(config)
+            baseline = baseline or median_baseline(pathlib.Path(config.run.output_dir), config)
             results = _collect(study, seeds, per_variant, budget, command, overrides)
+            results["median_baseline"] = baseline
             # Written after every run, so that an interrupted study still shows what ran.
             atomic_write_bytes(output_dir / "ablation.json", json.dumps(results, indent=2).encode())
             atomic_write_bytes(output_dir / "ablation.md", markdown_table(results, _metric_columns(study)).encode())
@@ -356,6 +378,11 @@ def markdown_table(results: Dict[str, Any], columns) -> str:
         count = len(row["seeds"])
         label = row["name"] if count == len(results["seeds"]) else f"{row['name']} ({count} seed{'s' if count > 1 else ''})"
         lines.append(f"| {label} | " + " | ".join(cells) + f" | {delta:+.3f} |")
+    baseline = results.get("median_baseline")
+    if baseline:
+        cells = [f"{baseline[key]:.3f}" if key in baseline else "" for key, _, _ in columns]
+        lines.append(f"| *constant guess: training median ({baseline['median_age']:g})* | " + " | ".join(cells)
+                     + f" | {baseline['mae'] - first:+.3f} |")
     if not results.get("complete", True):
         lines += ["", "Incomplete (still running or interrupted): a row marked with a seed count has fewer seeds "
                       "than the study's, a missing variant has not run yet."]
