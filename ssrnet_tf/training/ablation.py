@@ -408,13 +408,20 @@ def plot_results(results: Dict[str, Any], columns, path) -> None:
         for position, row in zip(positions, results["variants"]):
             seeds = [entry[key] for entry in row["seeds"]]
             axis.plot([position] * len(seeds), seeds, "k.", markersize=5)
-        top = max([value for row in results["variants"] for value in [entry[key] for entry in row["seeds"]]] + [0.0])
+        baseline = (results.get("median_baseline") or {}).get(key)
+        if baseline is not None:
+            axis.axhline(baseline, color="#b04040", linestyle="--", linewidth=1, label="constant guess")
+            axis.legend(fontsize=7, loc="lower right")
+        top = max([value for row in results["variants"] for value in [entry[key] for entry in row["seeds"]]]
+                  + [baseline or 0.0, 0.0])
         axis.set_ylim(0.0, 1.1 * top if top > 0 else 1.0)  # every metric is >= 0
         axis.set_title(f"{title} ({'higher' if higher else 'lower'} is better)", fontsize=9)
         axis.set_xticks(positions)
         axis.set_xticklabels(names, rotation=35, ha="right", fontsize=8)
         axis.grid(axis="y", alpha=0.3)
-    figure.suptitle(f"{results['title']}: mean over seeds {results['seeds']} (dots: seeds)", fontsize=10)
+    seeds = sorted({entry["seed"] for row in results["variants"] for entry in row["seeds"]})
+    figure.suptitle(f"{results['title']}: mean over seeds {seeds} (dots: seeds; dashed: training-median guess)",
+                    fontsize=10)
     figure.tight_layout()
     path = pathlib.Path(path)
     temporary = path.with_name(f".{path.name}.tmp.png")
