@@ -342,7 +342,9 @@ def _budget(config) -> Dict[str, Any]:
     summary = json.loads((run_dir / "summary.json").read_text())
     budget = {
         "backbone": "ssrnet" if config.model.architecture == "ssrnet" else config.model.backbone,
-        "alpha": config.model.alpha, "input_size": config.model.input_size, "weights": config.model.weights,
+        "alpha": config.model.alpha, "input_size": config.model.input_size,
+        "weights": "from scratch" if config.model.architecture == "ssrnet" or not config.model.weights
+        else config.model.weights,
         "epochs": config.run.epochs, "batch_size": config.data.batch_size, "split_seed": config.data.split_seed,
         "faces": {"train": summary.get("train_faces"), "val": summary.get("val_faces"), "test": summary.get("test_faces")},
         "dataset": f"{config.data.dataset}: {config.data.path}",
