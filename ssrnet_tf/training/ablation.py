@@ -1,6 +1,6 @@
 """Ablation studies: train every variant of one study alike and tabulate them.
 
-A study (``training/ablations/NAME.yaml``) names one experiment config, the
+A study (``ssrnet_tf/configs/ablations/NAME.yaml``) names one experiment config, the
 overrides every variant shares (backbone, input size, split, epochs: the
 budget) and, per variant, the overrides that make it that variant. The
 runner trains each variant for each seed with :func:`trainer.train` in
@@ -46,8 +46,8 @@ from ssrnet_tf.training import config as config_lib
 from ssrnet_tf.utils.atomic import atomic_write_bytes
 
 
-#: Folder of the named study configs.
-STUDY_DIR = pathlib.Path(__file__).resolve().parents[2] / "training" / "ablations"
+#: Folder of the named study configs (shipped with the package, beside the experiment configs).
+STUDY_DIR = pathlib.Path(__file__).resolve().parents[1] / "configs" / "ablations"
 
 #: Metrics of the table: report key, column title, True if higher is better.
 METRICS = (("mae", "MAE", False), ("ca_5", "CA(5)", True), ("group_mae_std", "σ", False), ("aar", "AAR", True))
@@ -126,7 +126,7 @@ def study_names() -> List[str]:
 
 
 def load_study(name_or_path) -> Study:
-    """Reads a study by name (``training/ablations/NAME.yaml``) or path.
+    """Reads a study by name (``ssrnet_tf/configs/ablations/NAME.yaml``) or path.
 
     Raises:
         FileNotFoundError: Naming the missing file and the known studies.
