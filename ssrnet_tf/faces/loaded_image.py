@@ -145,6 +145,17 @@ def _to_bgr_uint8(image: np.ndarray, notes: List[str]) -> np.ndarray:
     return image
 
 
+def _quiet_opencv(cv2) -> None:
+    """OpenCV logs errors only (``cv2.utils.logging`` in OpenCV 5, ``cv2.setLogLevel`` in 4.x)."""
+    try:
+        import cv2.utils.logging as cv_logging  # pylint: disable=import-outside-toplevel
+
+        cv_logging.setLogLevel(cv_logging.LOG_LEVEL_ERROR)
+    except (ImportError, AttributeError):
+        if hasattr(cv2, "setLogLevel"):
+            cv2.setLogLevel(2)  # 2 = LOG_LEVEL_ERROR
+
+
 def load_image(
     path: PathLike,
     *,
@@ -170,7 +181,7 @@ def load_image(
     """
     import cv2  # pylint: disable=import-outside-toplevel
 
-    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # failures are reported, not warned about
+    _quiet_opencv(cv2)  # failures are reported, not warned about
     path = pathlib.Path(path)
     if not path.is_file():
         raise ImageReadError(f"{path}: file not found.")
