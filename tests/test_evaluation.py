@@ -21,7 +21,8 @@ def test_report_files_and_values(tmp_path):
     for name in REPORT_FILES:
         assert (tmp_path / name).stat().st_size > 0, name
     assert report["mae"] == pytest.approx(23 / 8)
-    assert report["ca_curve"]["3"] == pytest.approx(5 / 8)  # errors 1, 2, 3, 0, 2 are <= 3
+    # CA(n) is strict ("absolute errors smaller than n", SSR-Net): errors 1, 2, 0, 2 are < 3 (3 is not).
+    assert report["ca_curve"]["3"] == pytest.approx(4 / 8)
     assert json.loads((tmp_path / "report.json").read_text())["count"] == 8
     assert "| 71+ | 1 | 2.000 |" in (tmp_path / "report.md").read_text()
 
