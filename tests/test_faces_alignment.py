@@ -57,7 +57,8 @@ def test_box_crop_equals_crop_then_resize():
     matrix = face_alignment.box_matrix(box, (100, 100))
     crop = face_alignment.warp_crop(image, matrix, (100, 100))
     expected = cv2.resize(image[40:180, 30:170], (100, 100), interpolation=cv2.INTER_LINEAR)
-    assert np.abs(crop.astype(int) - expected).max() <= 1
+    # warpAffine and resize round their fixed-point weights differently: 1 level in OpenCV 5, 2 in 4.x.
+    assert np.abs(crop.astype(int) - expected).max() <= 2
 
 
 def test_strong_shrink_is_area_averaged_not_aliased():
