@@ -465,10 +465,14 @@ def shipped_models() -> Dict[str, ShippedModel]:
     return {name: ShippedModel(name=name, **entry) for name, entry in _shipped_index()["models"].items()}
 
 
-def shipped_files() -> Dict[str, tuple]:
-    """``{registry name: (model name, file kind)}``: ``NAME`` is the ``.keras``, ``NAME-int8`` the int8 ``.tflite``."""
+def shipped_files(models: Optional[Dict[str, ShippedModel]] = None) -> Dict[str, tuple]:
+    """``{registry name: (model name, file kind)}``: ``NAME`` is the ``.keras``, ``NAME-int8`` the int8 ``.tflite``.
+
+    Args:
+        models: :func:`shipped_models` if already read (default: read it).
+    """
     names = {}
-    for name in shipped_models():
+    for name in shipped_models() if models is None else models:
         names[name] = (name, "keras")
         names[name + INT8_SUFFIX] = (name, "int8")
     return names
@@ -481,11 +485,12 @@ def shipped_path(name: str) -> pathlib.Path:
         KeyError: For an unknown name (listing the valid ones).
         ValueError: If the file's SHA-256 is not the registered one (a damaged install).
     """
-    files = shipped_files()
+    models = shipped_models()  # models.json read once
+    files = shipped_files(models)
     if name not in files:
         raise KeyError(f"unknown shipped model {name!r}; shipped: {sorted(files)}.")
     model_name, kind = files[name]
-    entry = shipped_models()[model_name]
+    entry = models[model_name]
     path = SHIPPED_DIR / entry.files[kind]
     if not path.is_file():
         raise FileNotFoundError(f"{path}: shipped model file missing from the installed package; reinstall ssrnet-tf.")
