@@ -3,6 +3,7 @@
 import csv
 import hashlib
 import json
+import pathlib
 
 import keras
 import numpy as np
@@ -126,15 +127,17 @@ def interrupted_run(utkface_dir, tmp_path_factory):
         f"data.path={utkface_dir}", "data.limit=200", "data.batch_size=16", "model.input_size=64",
         "run.epochs=1", "run.steps_per_epoch=3", "stage_two.epochs=2", f"run.output_dir={run_dir}",
     ])
-    original = run_callbacks.RunLogger.on_epoch_end
+    original = run_callbacks.AtomicBackupAndRestore.on_epoch_end
 
     def dies_in_stage_two(self, epoch, logs=None):
+        # The backup is the last file an epoch commits (log and best come first), so
+        # dying right after it is "killed after stage 2's first epoch".
         original(self, epoch, logs)
-        if self.run_dir.name == "stage2" and epoch == 0:
+        if pathlib.Path(self.backup_dir).parent.name == "stage2" and epoch == 0:
             raise _Killed("killed after stage 2's first epoch")
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(run_callbacks.RunLogger, "on_epoch_end", dies_in_stage_two)
+        patch.setattr(run_callbacks.AtomicBackupAndRestore, "on_epoch_end", dies_in_stage_two)
         with pytest.raises(_Killed):
             trainer.train(config, verbose=0)
     killed = {
