@@ -1,8 +1,9 @@
 """Training killed at random instants, and during each write, loses no epoch.
 
 A tiny SSR-Net run on drawn faces is killed (SIGKILL) again and again:
-at chosen renames of its run folder (before a rename: during that write;
-after it), and at random times. After every kill, ``log.csv`` must hold
+during every kind of write of its run folder (each is a temporary file
+renamed into place; killing just before the rename is a kill during that
+write), right after randomly chosen renames, and at random times. After every kill, ``log.csv`` must hold
 every epoch the backup has committed; after the final ``--resume``,
 ``log.csv`` has every epoch exactly once, ``best.keras`` is the model of
 the best logged validation loss, and no temporary file remains.
@@ -26,7 +27,12 @@ from ssrnet_tf.training import callbacks
 from ssrnet_tf.utils import atomic
 
 TESTS = pathlib.Path(__file__).resolve().parent
-EPOCHS = 4
+EPOCHS = 5
+# Every file a run writes into its folder, in the order a run first writes it
+# (tests/train_with_kill.py kills at the first rename onto it).
+WRITES = ("split.json", "input_report_train.json", "log.csv", "last.keras", "best.pending.keras",
+          "best.pending.json", "backup/latest.weights.h5", "backup/training_metadata.json", "best.keras",
+          "best.json", "model.keras", "evaluation/report.json", "evaluation/learning_curve.png", "summary.json")
 
 
 def _faces(folder: pathlib.Path, count: int = 24) -> None:
@@ -47,10 +53,10 @@ def _rows(run_dir):
         return list(csv.DictReader(handle))
 
 
-def _run(run_dir, data, kill_at=0, when="before", resume=True, random_delay=None):
+def _run(run_dir, data, kill_at=0, name="", when="before", resume=True, random_delay=None):
     """Runs the training; with ``random_delay``, SIGKILLs it that many seconds after its first log write."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "KILL_RUN_DIR": str(run_dir), "KILL_AT_REPLACE": str(kill_at),
-           "KILL_WHEN": when, "PYTHONPATH": os.pathsep.join([str(TESTS.parent), os.environ.get("PYTHONPATH", "")])}
+           "KILL_AT_NAME": name, "KILL_WHEN": when, "PYTHONPATH": os.pathsep.join([str(TESTS.parent), os.environ.get("PYTHONPATH", "")])}
     command = [sys.executable, str(TESTS / "train_with_kill.py"), "train", "--config", "ssrnet", f"data.path={data}",
                "data.batch_size=8", f"run.epochs={EPOCHS}", f"run.output_dir={run_dir}", "--progress", "0"]
     log = run_dir / "log.csv"
@@ -81,22 +87,26 @@ def test_kills_at_any_instant_lose_no_epoch(tmp_path):
     data, run_dir = tmp_path / "faces", tmp_path / "run"
     _faces(data)
     rng = random.Random(16)
-    # Renames of a fresh run: config.yaml, split.json, 3 input reports, then per epoch log.csv,
-    # last.keras, [best.pending.keras, best.pending.json,] backup weights, backup metadata (the
-    # commit); a resumed run starts with the 3 input reports (and may first promote a pending best).
-    plan = [dict(kill_at=9, when="before", resume=False),  # writing best.pending.json of epoch 0
-            dict(kill_at=6, when="before"),  # writing the best model or the backup (with the backup first: log.csv)
-            dict(kill_at=rng.choice([7, 8, 9]), when="after"),  # e.g. right after the commit, before the promotion
-            dict(random_delay=rng.uniform(0.0, 2.0))]  # any instant after a log write
-    kills = 0
+    # A fresh run dies writing its split; then each resumed run dies during the first
+    # write of one kind, in the order a run makes them (the epoch's log and checkpoint,
+    # the pending best, the backup that commits the epoch, the promoted best); then at
+    # random: during or right after one of a resumed run's first renames (its input
+    # reports and the next epoch's writes), and at a random instant after a log write;
+    # then during the final model and reports. Each random kill commits at most one
+    # epoch, so epochs remain for it (EPOCHS = 5).
+    plan = [dict(name="split.json", resume=False)] + [dict(name=name) for name in WRITES[1:10]]
+    plan += [dict(kill_at=rng.randint(1, 8), when=rng.choice(["before", "after"])) for _ in range(2)]
+    plan += [dict(random_delay=rng.uniform(0.0, 0.5))]
+    plan += [dict(name=name) for name in WRITES[10:]]
+    killed_during = []
     for step in plan:
         code, err = _run(run_dir, data, **step)
-        if code == 0:
-            break  # the run finished before this kill point
-        assert code == -signal.SIGKILL, err[-2000:]
-        kills += 1
-        _check_no_lost_epoch(run_dir)
-    assert kills >= 3
+        assert code in (0, -signal.SIGKILL), err[-2000:]
+        if code == -signal.SIGKILL:
+            killed_during.append(step.get("name"))
+            _check_no_lost_epoch(run_dir)
+    assert len(killed_during) == len(plan), killed_during  # no step finished the run early
+    assert set(WRITES) <= set(killed_during), set(WRITES) - set(killed_during)
     code, err = _run(run_dir, data)
     assert code == 0, err[-2000:]
 
