@@ -52,7 +52,8 @@ def test_overrides_and_their_errors():
 
 def test_step_and_one_cycle_schedules():
     step = schedules.build_learning_rate(config_lib.ScheduleConfig(kind="step", milestones=[2, 4]), 1.0, 10, 6)
-    assert [float(step(s)) for s in (0, 19, 21, 41)] == pytest.approx([1.0, 1.0, 0.1, 0.01])
+    # Every step of epoch 2 (steps 20-29) trains with the divided rate, including its first.
+    assert [float(step(s)) for s in (0, 19, 20, 39, 40)] == pytest.approx([1.0, 1.0, 0.1, 0.1, 0.01])
     cycle = schedules.OneCycle(1.0, 100, warmup_fraction=0.3)
     values = [float(cycle(s)) for s in (0, 30, 100)]
     assert values[0] == pytest.approx(1 / 25) and values[1] == pytest.approx(1.0) and values[2] == pytest.approx(1e-3, rel=1e-3)

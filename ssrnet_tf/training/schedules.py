@@ -63,7 +63,10 @@ def build_learning_rate(schedule, learning_rate: float, steps_per_epoch: int, ep
         optimizer's step counter is restored with it.
     """
     if schedule.kind == "step":
-        boundaries = [int(m * steps_per_epoch) for m in sorted(schedule.milestones)]
+        # PiecewiseConstantDecay keeps a value while step <= boundary; the optimizer's
+        # first step of epoch m is step m * steps_per_epoch, so the boundary is the
+        # step before it: every step of epoch m trains with the new rate.
+        boundaries = [int(m * steps_per_epoch) - 1 for m in sorted(schedule.milestones)]
         values = [learning_rate * schedule.factor**i for i in range(len(boundaries) + 1)]
         if not boundaries:
             return learning_rate
