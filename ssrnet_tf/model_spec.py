@@ -101,6 +101,33 @@ class ModelSpec:
         return cls(input_size=(height, width), **fields)
 
 
+#: Crop margin of the original SSR-Net demo: the MTCNN box grown by 40 % per side.
+PUBLISHED_MARGIN = 0.4
+
+
+def default_spec(input_size=(64, 64)) -> ModelSpec:
+    """The spec assumed for a model file that stores none.
+
+    The UTKFace aligned&cropped layout every ssrnet_tf model trains on
+    (``alignment="similarity"``, ``margin`` 0.03, BGR, raw 0-255): the
+    :class:`ModelSpec` defaults, at the model's own input size.
+    """
+    return ModelSpec(input_size=tuple(input_size))
+
+
+def published_spec(name: str = "") -> ModelSpec:
+    """The spec of the published SSR-Net weights (Yang et al., 2018).
+
+    The crop of the original SSR-Net demo: the MTCNN box grown by 40 % per
+    side, no alignment, 64x64 BGR, raw 0-255.
+
+    Args:
+        name: Which published weights (``imdb``, ...), for ``training_data``.
+    """
+    return ModelSpec(input_size=(64, 64), alignment="none", margin=PUBLISHED_MARGIN,
+                     architecture="ssrnet(3,3,3)", training_data=f"published SSR-Net weights: {name}")
+
+
 def save_keras(model, path: PathLike, spec: ModelSpec) -> pathlib.Path:
     """Saves ``model`` as ``.keras`` with ``spec`` inside, atomically.
 
@@ -170,31 +197,6 @@ def _schema():
     from tensorflow.lite.python import schema_py_generated  # pylint: disable=import-outside-toplevel
 
     return schema_py_generated
-
-
-def embed_tflite_spec(flatbuffer: bytes, spec: ModelSpec) -> bytes:
-    """Returns ``flatbuffer`` with ``spec`` added (or replaced) as metadata.
-
-    Args:
-        flatbuffer: A ``.tflite`` model.
-        spec: The model's input contract.
-
-    Returns:
-        The new flatbuffer bytes; the graph and weights are unchanged.
-    """
-    from ssrnet_tf.export.flatbuffer import read_model, write_model  # pylint: disable=import-outside-toplevel
-
-    schema = _schema()
-    model = read_model(flatbuffer)
-    buffer = schema.BufferT()
-    buffer.data = list(spec.to_json().encode())
-    model.buffers.append(buffer)
-    entry = schema.MetadataT()
-    entry.name = SPEC_NAME
-    entry.buffer = len(model.buffers) - 1
-    model.metadata = [m for m in (model.metadata or []) if m.name not in (SPEC_NAME, SPEC_NAME.encode())]
-    model.metadata.append(entry)
-    return write_model(model, len(flatbuffer) + 4096)
 
 
 def read_tflite_spec(model: Union[bytes, PathLike]) -> Optional[ModelSpec]:

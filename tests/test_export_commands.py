@@ -3,11 +3,13 @@
 import json
 import re
 
+import numpy as np
 import pytest
 
 from ssrnet_tf import cli, model_spec
-from ssrnet_tf.export import TFLiteModel, convert_to_tflite
+from ssrnet_tf.export import TFLiteModel, calibration, convert_to_tflite
 from ssrnet_tf.export.benchmark import BenchmarkRow, format_table
+from ssrnet_tf.faces import load_age_model
 from ssrnet_tf.models import build_ssrnet
 
 
@@ -71,11 +73,19 @@ def test_export_int8_with_accuracy_check(reference_dir, utkface_dir, tmp_path, c
 
 
 @pytest.mark.slow
-def test_bench_default_builds_every_export_mode(reference_dir, tmp_path, capsys):
-    code = cli.main(["bench", "--weights-dir", str(reference_dir), "--threads", "1", "--batches", "1",
-                     "--runs", "5", "--xnnpack-only", "--output-dir", str(tmp_path)])
+def test_bench_default_builds_every_export_mode(reference_dir, utkface_dir, tmp_path, capsys):
+    code = cli.main(["bench", "--weights", "imdb", "--weights-dir", str(reference_dir), "--threads", "1",
+                     "--batches", "1", "--runs", "5", "--xnnpack-only", "--output-dir", str(tmp_path)])
     assert code == 0
     names = {p.name for p in tmp_path.iterdir()}
     for mode in ("none", "float16", "dynamic", "int8"):
         assert f"ssrnet_{mode}.tflite" in names
     assert {"published_graph_float32.tflite", "ssrnet.keras", "benchmark.json"} <= names
+    # Every file bench exports from the published weights has their crop and their ages.
+    faces, _ = calibration.labelled_faces(utkface_dir, 64, limit=6, seed=3)
+    published = load_age_model("imdb", weights_dir=reference_dir)
+    for name in ("ssrnet.keras", "ssrnet_none.tflite", "ssrnet_float16.tflite", "ssrnet_int8_int8-input.tflite"):
+        model = load_age_model(tmp_path / name)
+        assert model.spec == published.spec, name
+        tolerance = 1.5 if "int8" in name else 0.05  # int8 calibrated on drawn faces
+        np.testing.assert_allclose(model.ages(faces), published.ages(faces), atol=tolerance, err_msg=name)

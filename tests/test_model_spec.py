@@ -8,6 +8,7 @@ import pytest
 
 from ssrnet_tf import model_spec
 from ssrnet_tf.export import TFLiteModel, convert_to_tflite
+from ssrnet_tf.export.flatbuffer import embed_tflite_spec
 from ssrnet_tf.models import build_ssrnet
 
 
@@ -60,9 +61,9 @@ def test_tflite_carries_the_spec_and_still_runs():
     flatbuffer = convert_to_tflite(model)
     assert model_spec.read_tflite_spec(flatbuffer) is None
     spec = model_spec.ModelSpec(input_size=(8, 1), alignment="none", margin=0.0)
-    tagged = model_spec.embed_tflite_spec(flatbuffer, spec)
+    tagged = embed_tflite_spec(flatbuffer, spec)
     assert model_spec.read_tflite_spec(tagged) == spec
-    retagged = model_spec.embed_tflite_spec(tagged, model_spec.ModelSpec(margin=0.2))
+    retagged = embed_tflite_spec(tagged, model_spec.ModelSpec(margin=0.2))
     assert model_spec.read_tflite_spec(retagged).margin == 0.2
     x = np.random.default_rng(1).normal(size=(3, 8)).astype("float32")
     runner = TFLiteModel(tagged)

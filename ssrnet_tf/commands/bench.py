@@ -10,7 +10,7 @@ import pathlib
 import sys
 import textwrap
 
-from ssrnet_tf.commands.common import WEIGHTS_DIR_ENV, add_model_arguments, models_from, weights_dir_from
+from ssrnet_tf.commands.common import add_model_arguments, add_weights_dir_argument, models_from, weights_dir_from
 
 EXAMPLES = (
     "ssrnet-tf bench                                        # SSR-Net in every export mode, summary table",
@@ -49,31 +49,33 @@ SHIPPED_SSRNET = "ssrnet-utkface"
 
 
 def _load_model(args):
-    """``(model, spec, weights)``: a shipped model, published weights, or (offline) a random SSR-Net.
+    """``(AgeModel, weights)``: a shipped model, published weights, or (offline) a random SSR-Net.
 
     ``weights`` names what was loaded (``"random"`` for the random SSR-Net).
     """
     from ssrnet_tf import model_spec, pretrained  # pylint: disable=import-outside-toplevel
+    from ssrnet_tf.faces.age_predictor import AgeModel, load_age_model  # pylint: disable=import-outside-toplevel
     from ssrnet_tf.models import build_ssrnet  # pylint: disable=import-outside-toplevel
 
     if args.weights == SHIPPED_SSRNET and args.weights not in pretrained.shipped_files():
         print(f"model: no {SHIPPED_SSRNET!r} model is shipped in this installation; using the published 'imdb' weights")
         args.weights = "imdb"
-    if args.weights in pretrained.shipped_files():
-        model, spec = model_spec.load_keras(pretrained.shipped_path(args.weights))
-        print(f"model: the shipped {args.weights!r} model (trained by this project on UTKFace)")
-        return model, spec, f"shipped {args.weights}"
     try:
-        model = pretrained.load_pretrained(args.weights, weights_dir=weights_dir_from(args, "bench"))
-        weights, training_data = f"published {args.weights}", f"published SSR-Net weights: {args.weights}"
-        print(f"model: SSR-Net(3,3,3) with the published {args.weights!r} weights")
+        model = load_age_model(args.weights, weights_dir=weights_dir_from(args, "bench"))
     except (OSError, ValueError, KeyError) as error:
-        model, weights, training_data = build_ssrnet(), "random", RANDOM_WEIGHTS
+        if args.weights in pretrained.shipped_files():
+            raise
         print(f"model: SSR-Net(3,3,3) with RANDOM weights: the {args.weights!r} weights are not at hand\n"
               f"       ({type(error).__name__}). Latency does not depend on weight values, but the files' ages are\n"
               f"       meaningless; pass --weights-dir DIR (a folder with the published .h5 files) for real ones.")
-    spec = model_spec.ModelSpec.for_model(model, architecture="ssrnet(3,3,3)", training_data=training_data)
-    return model, spec, weights
+        ssrnet = build_ssrnet()
+        spec = model_spec.ModelSpec.for_model(ssrnet, architecture="ssrnet(3,3,3)", training_data=RANDOM_WEIGHTS)
+        return AgeModel.from_keras(ssrnet, spec, "random SSR-Net(3,3,3)", spec_source="random weights"), "random"
+    if model.kind == "published":
+        print(f"model: SSR-Net(3,3,3) with the published {args.weights!r} weights")
+        return model, f"published {args.weights}"
+    print(f"model: the shipped {args.weights!r} model (trained by this project on UTKFace)")
+    return model, f"shipped {args.weights}"
 
 
 def _published_baseline(args, model):
@@ -95,14 +97,17 @@ def _published_baseline(args, model):
 def _default_models(args, output_dir: pathlib.Path):
     """The shipped SSR-Net (or published/random weights) in every export mode, and the published graph.
 
+    Every file but the baseline carries the loaded model's spec (the
+    published crop for published weights).
+
     Returns:
         ``(paths, params, weights)``: the files, their parameter counts,
         and the weights used (``"random"`` when none are at hand).
     """
-    from ssrnet_tf import model_spec  # pylint: disable=import-outside-toplevel
     from ssrnet_tf.export import QUANTIZE_MODES, calibration, convert_to_tflite  # pylint: disable=import-outside-toplevel
 
-    model, spec, weights = _load_model(args)
+    loaded, weights = _load_model(args)
+    model, spec = loaded.require_keras("benchmark it"), loaded.spec
     if args.calibration_dir:
         faces = calibration.folder_faces(args.calibration_dir, 64, limit=200)
         print(f"int8 calibration: {len(faces)} faces from {args.calibration_dir}")
@@ -120,9 +125,7 @@ def _default_models(args, output_dir: pathlib.Path):
     int8_input = output_dir / "ssrnet_int8_int8-input.tflite"
     convert_to_tflite(model, int8_input, quantize="int8", representative_images=faces, int8_input_type="int8", spec=spec)
     paths.append(int8_input)
-    keras_path = output_dir / "ssrnet.keras"
-    model_spec.save_keras(model, keras_path, spec)
-    paths.append(keras_path)
+    paths.append(loaded.save_keras(output_dir / "ssrnet.keras"))
     for path in paths:
         params[str(path)] = model.count_params()
     return paths, params, weights
@@ -264,7 +267,7 @@ def add_parser(commands) -> None:
                         help_text=".tflite and .keras files (default: the shipped SSR-Net in every export mode)")
     parser.add_argument("--weights", default=SHIPPED_SSRNET,
                         help=f"shipped or published SSR-Net weights for the default models [{SHIPPED_SSRNET}]")
-    parser.add_argument("--weights-dir", help=f"local folder of published .h5 files [${WEIGHTS_DIR_ENV}]")
+    add_weights_dir_argument(parser)
     parser.add_argument("--calibration-dir", help="real face crops for the default int8 export")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2, 4], help="[1 2 4]")
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 32], help="[1 32]")

@@ -84,3 +84,73 @@ def weights_dir_from(args: argparse.Namespace, command: str):
         print(f"ssrnet-tf {command}: warning: {source} {folder} is not a folder; looking in the cache instead.",
               file=sys.stderr)
     return folder
+
+
+def add_weights_dir_argument(parser: argparse.ArgumentParser) -> None:
+    """Adds ``--weights-dir`` (read by :func:`weights_dir_from`)."""
+    parser.add_argument("--weights-dir", help="local folder of published .h5 files, searched before the cache and "
+                        f"the network [${WEIGHTS_DIR_ENV}]")
+
+
+def add_detector_arguments(parser: argparse.ArgumentParser, *, policy: str = "all", backend: bool = True) -> None:
+    """Adds the face detector and crop options (read by :func:`detector_options`).
+
+    Args:
+        parser: The sub-command's parser.
+        policy: Default of ``--policy`` (which faces of a photo are kept).
+        backend: Whether to add ``--detector`` (the MTCNN backend).
+    """
+    parser.add_argument("--policy", choices=("all", "largest", "most_confident"), default=policy,
+                        help=f"faces kept per photo [{policy}]")
+    parser.add_argument("--min-face-size", type=float, default=20.0, help="smallest face in pixels (shorter box side) [20]")
+    parser.add_argument("--min-score", type=float, default=0.9, help="smallest detector confidence [0.9]")
+    parser.add_argument("--max-detection-side", type=int, default=1280,
+                        help="photos are shrunk to this longest side for detection only [1280]")
+    if backend:
+        parser.add_argument("--detector", choices=("litert", "mtcnn"), default="litert",
+                            help="MTCNN backend: the mtcnn package's networks through LiteRT (fast), or the mtcnn "
+                            "package itself (reference) [litert]")
+
+
+def detector_options(args: argparse.Namespace) -> dict:
+    """Keyword arguments of :class:`ssrnet_tf.faces.AgePredictor` from :func:`add_detector_arguments`.
+
+    Without ``--detector`` (``backend=False``) they suit
+    :class:`ssrnet_tf.faces.FaceCropper` too.
+    """
+    options = {"policy": args.policy, "min_face_size": args.min_face_size, "min_score": args.min_score,
+               "max_detection_side": args.max_detection_side}
+    if hasattr(args, "detector"):
+        options["detector"] = args.detector
+    return options
+
+
+def check_mae_drop(reference, candidate, folder: str, *, count: int, max_drop: Optional[float]) -> int:
+    """Prints the MAE of two age models on labelled faces; 1 if ``candidate`` loses more than ``max_drop``.
+
+    Args:
+        reference: The :class:`ssrnet_tf.faces.AgeModel` checked against (e.g. the Keras model).
+        candidate: The :class:`ssrnet_tf.faces.AgeModel` checked (e.g. its ``.tflite`` export).
+        folder: UTKFace-style folder (age first in each file name).
+        count: Faces used (a seeded sample).
+        max_drop: Largest allowed MAE increase in years; ``None``: report only.
+
+    Returns:
+        The exit status: 0, or 1 when the drop exceeds ``max_drop``.
+    """
+    import sys  # pylint: disable=import-outside-toplevel
+
+    import numpy as np  # pylint: disable=import-outside-toplevel
+
+    from ssrnet_tf.export import calibration  # pylint: disable=import-outside-toplevel
+
+    faces, ages = calibration.labelled_faces(folder, int(reference.spec.input_size[0]), limit=count, seed=1)
+    reference_mae = float(np.abs(reference.ages(faces) - ages).mean())
+    candidate_mae = float(np.abs(candidate.ages(faces) - ages).mean())
+    drop = candidate_mae - reference_mae
+    print(f"check on {len(ages)} faces from {folder}: MAE {reference.kind} {reference_mae:.3f} | "
+          f"{candidate.kind} {candidate_mae:.3f} | drop {drop:+.3f} years")
+    if max_drop is not None and drop > max_drop:
+        print(f"error: MAE drop {drop:.3f} exceeds --max-mae-drop {max_drop}", file=sys.stderr)
+        return 1
+    return 0

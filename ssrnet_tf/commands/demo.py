@@ -7,7 +7,7 @@ import pathlib
 import sys
 import time
 
-from ssrnet_tf.commands.common import WEIGHTS_DIR_ENV, weights_dir_from
+from ssrnet_tf.commands.common import add_weights_dir_argument, weights_dir_from
 
 EXAMPLES = (
     "ssrnet-tf demo                                   # a drawn face, the published imdb weights",
@@ -30,15 +30,15 @@ def run(args: argparse.Namespace) -> int:
     import cv2  # pylint: disable=import-outside-toplevel
     import numpy as np  # pylint: disable=import-outside-toplevel
 
-    from ssrnet_tf import pretrained  # pylint: disable=import-outside-toplevel
     from ssrnet_tf.data import images  # pylint: disable=import-outside-toplevel
-    from ssrnet_tf.export import TFLiteModel, convert_to_tflite  # pylint: disable=import-outside-toplevel
-    from ssrnet_tf.faces import synthetic_face  # pylint: disable=import-outside-toplevel
+    from ssrnet_tf.export import convert_to_tflite  # pylint: disable=import-outside-toplevel
+    from ssrnet_tf.faces import load_age_model, synthetic_face  # pylint: disable=import-outside-toplevel
 
     output_dir = pathlib.Path(args.output_dir)
     weights_dir = weights_dir_from(args, "demo")
     print(f"[1/4] loading SSR-Net(3,3,3) weights {args.weights!r}")
-    model = pretrained.load_pretrained(args.weights, weights_dir=weights_dir)
+    loaded = load_age_model(args.weights, weights_dir=weights_dir)
+    model = loaded.require_keras("convert it")
     print(f"      {model.count_params():,} parameters")
 
     if args.image:
@@ -49,18 +49,18 @@ def run(args: argparse.Namespace) -> int:
         source = "a drawn face (ssrnet_tf.faces.synthetic_face; not a real person)"
     batch = images.resize_square(face, 64)[None].astype(np.float32)  # (1, 64, 64, 3) BGR
     print(f"[2/4] face: {source}")
-    keras_age = float(model.predict(batch, verbose=0)[0, 0])
+    keras_age = float(loaded.ages(batch)[0])
 
     print("[3/4] converting to TFLite float32")
     name = pathlib.Path(str(args.weights)).stem
     tflite_path = output_dir / f"ssrnet_{name}_float32.tflite"
-    flatbuffer = convert_to_tflite(model, tflite_path)
-    runner = TFLiteModel(flatbuffer, num_threads=args.threads)
-    tflite_age = float(runner.predict(batch)[0, 0])
+    flatbuffer = convert_to_tflite(model, tflite_path, spec=loaded.spec)
+    exported = load_age_model(tflite_path, num_threads=args.threads)
+    tflite_age = float(exported.ages(batch)[0])
 
     print(f"[4/4] timing {args.runs} single-face runs on the CPU")
     keras_ms = _median_ms(lambda: model(batch, training=False), args.runs)
-    tflite_ms = _median_ms(lambda: runner.predict(batch), args.runs)
+    tflite_ms = _median_ms(lambda: exported.run(batch), args.runs)
 
     annotated = cv2.resize(face, (256, 256))
     cv2.putText(annotated, f"age {keras_age:.1f}", (8, 28), cv2.FONT_HERSHEY_SIMPLEX, 0.9, (0, 0, 255), 2)
@@ -95,7 +95,7 @@ def add_parser(commands) -> None:
         ),
     )
     demo.add_argument("--weights", default="imdb", help="registry name (imdb, wiki, morph2, megaface_asian) or .h5 path [imdb]")
-    demo.add_argument("--weights-dir", help=f"local folder of published .h5 files, searched before the cache and the network [${WEIGHTS_DIR_ENV}]")
+    add_weights_dir_argument(demo)
     demo.add_argument("--image", help="a face crop (any size; BGR/RGB file as OpenCV reads it)")
     demo.add_argument("--output-dir", default="runs/demo", help="where the .tflite and the annotated face go [runs/demo]")
     demo.add_argument("--runs", type=int, default=50, help="timed runs per engine [50]")

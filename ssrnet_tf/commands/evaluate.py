@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-
-from ssrnet_tf.commands.common import MODEL_HELP, add_model_arguments, model_from, positive_int, weights_dir_from
+from ssrnet_tf.commands.common import (MODEL_HELP, add_model_arguments, add_weights_dir_argument, model_from, positive_int,
+                                       weights_dir_from)
 
 EXAMPLES = (
     "ssrnet-tf evaluate runs/ssrnet/model.keras --data UTKFace/ --split runs/ssrnet/split.json",
@@ -49,5 +49,5 @@ def add_parser(commands) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--split", help="a run's split.json: evaluate only the faces of one part (held-out test faces)")
     parser.add_argument("--part", default="test", help="part of --split to evaluate [test]")
-    parser.add_argument("--weights-dir", help="local folder of published .h5 files")
+    add_weights_dir_argument(parser)
     parser.set_defaults(handler=run)

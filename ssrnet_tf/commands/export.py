@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 import pathlib
-import sys
 
-from ssrnet_tf.commands.common import add_model_arguments, model_from, weights_dir_from
+from ssrnet_tf.commands.common import (MODEL_HELP, add_model_arguments, add_weights_dir_argument, check_mae_drop,
+                                       model_from, weights_dir_from)
 
 EXAMPLES = (
     "ssrnet-tf export imdb --out ssrnet_imdb.tflite                  # the published SSR-Net, float32",
@@ -17,12 +17,10 @@ EXAMPLES = (
 
 def run(args: argparse.Namespace) -> int:
     """Converts, embeds the model spec, optionally checks MAE on real faces."""
-    import numpy as np  # pylint: disable=import-outside-toplevel
-
-    from ssrnet_tf.commands.model_source import load_model_and_spec  # pylint: disable=import-outside-toplevel
     from ssrnet_tf.errors import UsageError  # pylint: disable=import-outside-toplevel
     from ssrnet_tf.export import TFLiteModel, calibration, convert_to_tflite  # pylint: disable=import-outside-toplevel
     from ssrnet_tf.export.flatbuffer import min_runtime_version  # pylint: disable=import-outside-toplevel
+    from ssrnet_tf.faces.age_predictor import AgeModel, load_age_model  # pylint: disable=import-outside-toplevel
     from ssrnet_tf.models.float32_copy import float32_copy  # pylint: disable=import-outside-toplevel
     from ssrnet_tf.utils.atomic import remove_temp_files  # pylint: disable=import-outside-toplevel
 
@@ -31,8 +29,9 @@ def run(args: argparse.Namespace) -> int:
                          "(a .keras model is written by train, not export).")
     out = pathlib.Path(args.out)
     remove_temp_files(out.parent, recursive=False, prefix=out.name + ".")  # left by a killed export
-    model, spec = load_model_and_spec(model_from(args, "export"), weights_dir_from(args, "export"))
-    model = float32_copy(model)  # a model trained with mixed precision (GPU) converts in float32
+    loaded = load_age_model(model_from(args, "export"), weights_dir=weights_dir_from(args, "export"))
+    # A model trained with mixed precision (GPU) converts in float32.
+    model = float32_copy(loaded.require_keras("export it"))
     size = model.input_shape[1]
     representative = None
     if args.per_unit_dense_weights and args.quantize not in ("int8", "dynamic"):
@@ -44,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"calibrating on {len(representative)} faces from {args.calibration_dir}")
     flatbuffer = convert_to_tflite(
         model, args.out, quantize=args.quantize, representative_images=representative,
-        int8_input_type=args.int8_input, spec=spec,
+        int8_input_type=args.int8_input, spec=loaded.spec,
         int8_head_weights=args.per_unit_dense_weights and args.quantize == "int8",
         dynamic_per_channel_dense=args.per_unit_dense_weights and args.quantize == "dynamic",
     )
@@ -54,17 +53,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"minimum runtime: TFLite / LiteRT {min_runtime_version(flatbuffer) or 'unknown (no metadata)'}")
     if not args.check:
         return 0
-    faces, ages = calibration.labelled_faces(args.check, size, limit=args.check_count, seed=1)
-    outputs = model.predict(faces, verbose=0, batch_size=64)  # a dict for backbone + head models
-    keras_mae = float(np.abs(np.asarray(outputs["age"] if isinstance(outputs, dict) else outputs)[:, 0] - ages).mean())
-    tflite_mae = float(np.abs(runner.predict_outputs(faces)["age"][:, 0] - ages).mean())
-    drop = tflite_mae - keras_mae
-    print(f"check on {len(ages)} faces from {args.check}: MAE Keras {keras_mae:.3f} | "
-          f"{args.quantize} .tflite {tflite_mae:.3f} | drop {drop:+.3f} years")
-    if args.max_mae_drop is not None and drop > args.max_mae_drop:
-        print(f"error: MAE drop {drop:.3f} exceeds --max-mae-drop {args.max_mae_drop}", file=sys.stderr)
-        return 1
-    return 0
+    reference = AgeModel.from_keras(model, loaded.spec, loaded.name, kind="Keras")
+    exported = AgeModel(args.out, f"{args.quantize} .tflite", loaded.spec, "model file", runner.predict_outputs)
+    return check_mae_drop(reference, exported, args.check, count=args.check_count, max_drop=args.max_mae_drop)
 
 
 def add_parser(commands) -> None:
@@ -78,7 +69,7 @@ def add_parser(commands) -> None:
         "(input size, crop alignment, margin) embedded, reports how much of it XNNPACK runs, and with --check "
         "compares the MAE of the file with the Keras model's on labelled faces.",
     )
-    add_model_arguments(parser, help_text=".keras file, published .h5 file, or published weights name (imdb, wiki, morph2, megaface_asian)")
+    add_model_arguments(parser, help_text=MODEL_HELP.replace(".keras or .tflite file", ".keras file"))
     parser.add_argument("--out", required=True, help="destination .tflite")
     parser.add_argument("--quantize", choices=QUANTIZE_MODES, default="none", help="[none]")
     parser.add_argument("--calibration-dir", help="folder of real aligned face crops for int8 calibration")
@@ -91,5 +82,5 @@ def add_parser(commands) -> None:
     parser.add_argument("--check", help="UTKFace-style folder (age first in file names): print MAE of Keras vs the export")
     parser.add_argument("--check-count", type=int, default=1000, help="faces used by --check [1000]")
     parser.add_argument("--max-mae-drop", type=float, help="fail (exit 1) if the export's MAE exceeds Keras' by more")
-    parser.add_argument("--weights-dir", help="local folder of published .h5 files")
+    add_weights_dir_argument(parser)
     parser.set_defaults(handler=run)

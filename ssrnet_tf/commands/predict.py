@@ -33,7 +33,8 @@ import pathlib
 import sys
 from typing import List, Tuple
 
-from ssrnet_tf.commands.common import MODEL_HELP, WEIGHTS_DIR_ENV, weights_dir_from
+from ssrnet_tf.commands.common import (MODEL_HELP, add_detector_arguments, add_weights_dir_argument, detector_options,
+                                       weights_dir_from)
 
 EXAMPLES = (
     "ssrnet-tf predict photo.jpg                                  # the best shipped model, one JSON line per image",
@@ -75,9 +76,7 @@ def run(args: argparse.Namespace) -> int:
     model = load_age_model(args.model, weights_dir=weights_dir, num_threads=args.threads, flip_average=args.flip_average)
     if args.model is None:
         print(f"ssrnet-tf predict: using the shipped model {model.name} (--model picks another)", file=sys.stderr)
-    predictor = AgePredictor(model, policy=args.policy, min_face_size=args.min_face_size,
-                             min_score=args.min_score, max_detection_side=args.max_detection_side,
-                             detector=args.detector, num_threads=args.threads)
+    predictor = AgePredictor(model, num_threads=args.threads, **detector_options(args))
     out = sys.stdout
     print(json.dumps({"model": model.name, "kind": model.kind, "spec": json.loads(model.spec.to_json()),
                       "spec_source": model.spec_source}), file=out, flush=True)
@@ -158,14 +157,9 @@ def add_parser(commands) -> None:
     predict.add_argument("--model", help=MODEL_HELP + " [the best shipped model]")
     predict.add_argument("--flip-average", action="store_true",
                          help="test-time flip averaging: each age is the mean over the face and its mirror image")
-    predict.add_argument("--weights-dir", help=f"local folder of published .h5 files, searched before the cache and the network [${WEIGHTS_DIR_ENV}]")
+    add_weights_dir_argument(predict)
     predict.add_argument("--annotate", metavar="DIR", help="also write a copy of each image with boxes and ages into DIR")
-    predict.add_argument("--policy", choices=("all", "largest", "most_confident"), default="all", help="faces per image [all]")
-    predict.add_argument("--min-face-size", type=float, default=20.0, help="smallest face in pixels (shorter box side) [20]")
-    predict.add_argument("--min-score", type=float, default=0.9, help="smallest detector confidence [0.9]")
-    predict.add_argument("--max-detection-side", type=int, default=1280, help="images are shrunk to this longest side for detection only [1280]")
+    add_detector_arguments(predict)
     predict.add_argument("--threads", type=int, default=None, help="TFLite interpreter threads (age model and detector) [runtime default]")
-    predict.add_argument("--detector", choices=("litert", "mtcnn"), default="litert",
-                         help="MTCNN backend: the mtcnn package's networks through LiteRT (fast), or the mtcnn package itself (reference) [litert]")
     predict.add_argument("--max-frames", type=int, default=None, help="stop a video or camera after this many frames")
     predict.set_defaults(handler=run)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from ssrnet_tf.commands.common import add_detector_arguments, detector_options
+
 EXAMPLES = (
     "ssrnet-tf prepare my_photos/ my_faces/ --labels ages.csv       # photos + CSV (path,age) -> crops",
     "ssrnet-tf prepare raw_utk/ utk_crops/ --like-model age.tflite   # crops exactly as a model expects",
@@ -31,8 +33,7 @@ def run(args: argparse.Namespace) -> int:
               f"alignment {spec.alignment}, margin {spec.margin}")
     else:
         spec = ModelSpec(input_size=(args.size, args.size), alignment=args.alignment, margin=args.margin)
-    cropper = FaceCropper(spec, policy=args.policy, min_face_size=args.min_face_size,
-                          min_score=args.min_score, max_detection_side=args.max_detection_side)
+    cropper = FaceCropper(spec, **detector_options(args))
     report = prepare_crop_dataset(
         args.photo_dir, args.output_dir, cropper, labels_csv=args.labels, image_format=args.format,
         skip_multi_face=args.skip_multi_face,
@@ -67,10 +68,7 @@ def add_parser(commands) -> None:
     prepare.add_argument("--alignment", choices=("none", "similarity", "eye_rotation"), default="similarity", help="crop mode [similarity]")
     prepare.add_argument("--margin", type=float, default=UTKFACE_MARGIN, help=f"fraction of the face box added per side [{UTKFACE_MARGIN}: the UTKFace layout]")
     prepare.add_argument("--like-model", metavar="MODEL", help="take size, alignment and margin from a model's stored ModelSpec (.keras/.tflite)")
-    prepare.add_argument("--policy", choices=("largest", "most_confident", "all"), default="largest", help="face kept from photos with several [largest]")
+    add_detector_arguments(prepare, policy="largest", backend=False)
     prepare.add_argument("--skip-multi-face", action="store_true", help="keep nothing from photos with several faces")
-    prepare.add_argument("--min-face-size", type=float, default=20.0, help="smallest face in pixels [20]")
-    prepare.add_argument("--min-score", type=float, default=0.9, help="smallest detector confidence [0.9]")
-    prepare.add_argument("--max-detection-side", type=int, default=1280, help="photos are shrunk to this longest side for detection only [1280]")
     prepare.add_argument("--format", choices=("jpg", "png"), default="jpg", help="crop file format [jpg]")
     prepare.set_defaults(handler=run)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ssrnet_tf.commands.common import WEIGHTS_DIR_ENV, weights_dir_from
+from ssrnet_tf.commands.common import WEIGHTS_DIR_ENV, add_weights_dir_argument, weights_dir_from
 
 EXAMPLES = (
     "ssrnet-tf weights                                   # list the shipped models and published weights",
@@ -64,5 +64,5 @@ def add_parser(commands) -> None:
         "authors' repository (SHA-256 checked).",
     )
     weights.add_argument("name", nargs="?", help="registry name to fetch into the cache")
-    weights.add_argument("--weights-dir", help=f"local folder of published .h5 files, searched first [${WEIGHTS_DIR_ENV}]")
+    add_weights_dir_argument(weights)
     weights.set_defaults(handler=run)

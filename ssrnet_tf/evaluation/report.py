@@ -80,15 +80,11 @@ def predict_folder(model_path: Optional[str], data: PathLike, *, limit: Optional
 
     model = load_age_model(model_path, weights_dir=weights_dir, flip_average=flip_average)
     size = int(model.spec.input_size[0])
-
-    def predict(images):
-        return model.predict(images)["age"]
-
     config = pipeline.PipelineConfig(input_size=size, batch_size=batch_size, shuffle=False, cache=None)
     dataset, report = pipeline.make_dataset(table, config, name="evaluate")
     truths, predictions = [], []
     for images, ages in dataset:
-        predictions.append(np.asarray(predict(images.numpy())).reshape(-1))
+        predictions.append(model.ages(images.numpy()))
         truths.append(ages.numpy().reshape(-1))
     info = {"model": model.name, "data": str(data), "input": report.counts(), "flip_average": flip_average,
             "skipped": report.skipped}

@@ -38,6 +38,8 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 
+from ssrnet_tf import model_spec
+
 #: Alignment of constant tensor data, as the TFLite converter writes it.
 _DATA_ALIGNMENT = 16
 
@@ -231,22 +233,50 @@ def _metadata_name(entry) -> str:
     return entry.name.decode() if isinstance(entry.name, bytes) else entry.name
 
 
-def _write_min_runtime(model, version: str) -> None:
-    """Writes (or adds) the ``min_runtime_version`` entry of a ``ModelT``."""
+def set_metadata(model, name: str, data: np.ndarray) -> None:
+    """Writes (or adds) the metadata entry ``name`` of a ``ModelT``.
+
+    Args:
+        model: The object-API model (:func:`read_model`).
+        name: Metadata entry name.
+        data: Its bytes, a uint8 array.
+    """
     schema = _schema()
-    data = np.zeros(max(_MIN_RUNTIME_BYTES, len(version)), dtype=np.uint8)
-    data[: len(version)] = np.frombuffer(version.encode(), dtype=np.uint8)
     for entry in model.metadata or []:
-        if _metadata_name(entry) == MIN_RUNTIME_METADATA:
+        if _metadata_name(entry) == name:
             model.buffers[entry.buffer].data = data
             return
     buffer = schema.BufferT()
     buffer.data = data
     model.buffers.append(buffer)
     entry = schema.MetadataT()
-    entry.name = MIN_RUNTIME_METADATA
+    entry.name = name
     entry.buffer = len(model.buffers) - 1
     model.metadata = list(model.metadata or []) + [entry]
+
+
+def _write_min_runtime(model, version: str) -> None:
+    """Writes (or adds) the ``min_runtime_version`` entry of a ``ModelT``."""
+    data = np.zeros(max(_MIN_RUNTIME_BYTES, len(version)), dtype=np.uint8)
+    data[: len(version)] = np.frombuffer(version.encode(), dtype=np.uint8)
+    set_metadata(model, MIN_RUNTIME_METADATA, data)
+
+
+def embed_tflite_spec(flatbuffer: bytes, spec) -> bytes:
+    """Returns ``flatbuffer`` with ``spec`` added (or replaced) as metadata.
+
+    :func:`ssrnet_tf.model_spec.read_tflite_spec` reads it back.
+
+    Args:
+        flatbuffer: A ``.tflite`` model.
+        spec: The model's :class:`ssrnet_tf.model_spec.ModelSpec`.
+
+    Returns:
+        The new flatbuffer bytes; the graph and weights are unchanged.
+    """
+    model = read_model(flatbuffer)
+    set_metadata(model, model_spec.SPEC_NAME, np.frombuffer(spec.to_json().encode(), dtype=np.uint8))
+    return write_model(model, len(flatbuffer) + 4096)
 
 
 def require_min_runtime(model, version: str) -> None:

@@ -232,7 +232,7 @@ def finish_flatbuffer(flatbuffer: bytes, *, strip_names: bool = True, spec=None,
         The final flatbuffer bytes.
     """
     if spec is not None:
-        from ssrnet_tf.model_spec import embed_tflite_spec  # pylint: disable=import-outside-toplevel
+        from ssrnet_tf.export.flatbuffer import embed_tflite_spec  # pylint: disable=import-outside-toplevel
 
         flatbuffer = embed_tflite_spec(flatbuffer, spec)
     if strip_names:

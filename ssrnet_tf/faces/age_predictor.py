@@ -1,19 +1,26 @@
 """Ages for every face in a photograph: detector + cropper + age model.
 
-The library behind ``ssrnet-tf predict``. :func:`load_age_model` opens a
-``.keras`` or ``.tflite`` file, a published ``.h5`` file or a published
-weights name (``imdb``, ``wiki``, ``morph2``, ``megaface_asian``), and
-reads the crop the model expects from the
+The library's one model loader, behind ``predict``, ``evaluate``,
+``export`` and ``bench``. :func:`load_age_model` opens a ``.keras`` or
+``.tflite`` file, a published ``.h5`` file, a published weights name
+(``imdb``, ``wiki``, ``morph2``, ``megaface_asian``) or the name of a model
+shipped in the package (``ssrnet-utkface``, ``compact-utkface-int8``, ...),
+and reads the crop the model expects from the
 :class:`ssrnet_tf.model_spec.ModelSpec` stored in the file. Without a
 stored spec it falls back to, and says so in ``spec_source``:
 
-* ``.keras`` / ``.tflite`` without a spec: :func:`default_spec`, the
-  UTKFace layout (``alignment="similarity"``,
-  ``margin=UTKFACE_MARGIN`` = 0.03, BGR, raw 0-255, the model's own input
-  size), i.e. the crops ssrnet_tf models are trained on;
-* published SSR-Net weights: :func:`published_spec`, the crop of the
-  original SSR-Net demo (``alignment="none"``, ``margin=0.4``: the MTCNN
-  box grown by 40 % per side, 64x64 BGR).
+* ``.keras`` / ``.tflite`` without a spec:
+  :func:`ssrnet_tf.model_spec.default_spec`, the UTKFace layout
+  (``alignment="similarity"``, ``margin=UTKFACE_MARGIN`` = 0.03, BGR, raw
+  0-255, the model's own input size), i.e. the crops ssrnet_tf models are
+  trained on;
+* published SSR-Net weights: :func:`ssrnet_tf.model_spec.published_spec`,
+  the crop of the original SSR-Net demo (``alignment="none"``,
+  ``margin=0.4``: the MTCNN box grown by 40 % per side, 64x64 BGR).
+
+A ``.keras`` or ``.tflite`` file written from a loaded model
+(:meth:`AgeModel.save_keras`, ``ssrnet-tf export``) stores the spec in use,
+so the same weights get the same crop in every format.
 """
 
 from __future__ import annotations
@@ -28,26 +35,9 @@ import numpy as np
 from ssrnet_tf.faces.face_cropper import FaceCropper
 from ssrnet_tf.faces.face_template import UTKFACE_MARGIN
 from ssrnet_tf.faces.loaded_image import ImageReadError, load_image
+from ssrnet_tf.model_spec import default_spec, published_spec
 
 PathLike = Union[str, os.PathLike]
-_AGE_OUTPUT = {"age": "age in years, float32 (N, 1)"}
-
-
-def default_spec(input_size=(64, 64)):
-    """The documented fallback for model files without a stored spec."""
-    from ssrnet_tf.model_spec import ModelSpec  # pylint: disable=import-outside-toplevel
-
-    return ModelSpec(input_size=tuple(input_size), channel_order="bgr", pixel_range="0-255",
-                     alignment="similarity", margin=UTKFACE_MARGIN, outputs=dict(_AGE_OUTPUT))
-
-
-def published_spec(name: str = ""):
-    """The crop of the original SSR-Net demo, for the published weights."""
-    from ssrnet_tf.model_spec import ModelSpec  # pylint: disable=import-outside-toplevel
-
-    return ModelSpec(input_size=(64, 64), channel_order="bgr", pixel_range="0-255", alignment="none",
-                     margin=0.4, outputs=dict(_AGE_OUTPUT), architecture="ssrnet(3,3,3)",
-                     training_data=f"published SSR-Net weights: {name}")
 
 
 @dataclasses.dataclass
@@ -72,6 +62,21 @@ class AgeModel:
     spec_source: str
     run: Callable[[np.ndarray], Dict[str, np.ndarray]]
     flip_average: bool = False
+    keras_model: Optional[object] = None
+
+    @classmethod
+    def from_keras(cls, model, spec, name: str, *, kind: str = "keras",
+                   spec_source: str = "given") -> "AgeModel":
+        """An :class:`AgeModel` around a Keras model already in memory.
+
+        Args:
+            model: The Keras model.
+            spec: Its :class:`ssrnet_tf.model_spec.ModelSpec`.
+            name: What the model is (for reports).
+            kind: ``"keras"`` or ``"published"``.
+            spec_source: Where ``spec`` came from.
+        """
+        return cls(name, kind, spec, spec_source, _keras_runner(model), keras_model=model)
 
     def predict(self, batch: np.ndarray) -> Dict[str, np.ndarray]:
         """``{output_name: array}`` for a float32 ``(N, H, W, 3)`` batch."""
@@ -80,6 +85,30 @@ class AgeModel:
             return outputs
         mirrored = self.run(np.ascontiguousarray(np.asarray(batch)[:, :, ::-1]))
         return {name: (value + np.asarray(mirrored[name])) / 2.0 for name, value in outputs.items()}
+
+    def ages(self, faces: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """Predicted ages ``(N,)`` of a float32 ``(N, H, W, 3)`` face array, in batches."""
+        if len(faces) == 0:
+            return np.zeros((0,), np.float32)
+        return np.concatenate([np.asarray(self.predict(faces[start:start + batch_size])["age"]).reshape(-1)
+                               for start in range(0, len(faces), batch_size)])
+
+    def save_keras(self, path: PathLike) -> pathlib.Path:
+        """Saves a Keras-backed model as ``.keras`` with its spec inside.
+
+        Raises:
+            ValueError: For a ``.tflite`` model (it has no Keras graph).
+        """
+        from ssrnet_tf.model_spec import save_keras  # pylint: disable=import-outside-toplevel
+
+        return save_keras(self.require_keras("save it as .keras"), path, self.spec)
+
+    def require_keras(self, purpose: str):
+        """The Keras model, or a one-line ``ValueError`` naming the file and ``purpose``."""
+        if self.keras_model is None:
+            raise ValueError(f"{self.name}: a .tflite file cannot be converted again; to {purpose}, "
+                             "give the .keras file, a published .h5 file or a registry name.")
+        return self.keras_model
 
 
 def _keras_runner(model) -> Callable:
@@ -138,9 +167,8 @@ def _load_age_model(text: str, weights_dir: Optional[PathLike], num_threads: Opt
         source = "model file (.keras)"
         if spec is None:
             spec = default_spec(model.input_shape[1:3])
-            source = ("default: the .keras file stores no ModelSpec; assumed the UTKFace layout "
-                      f"(similarity alignment, margin {UTKFACE_MARGIN}, BGR 0-255)")
-        return AgeModel(text, "keras", spec, source, _keras_runner(model))
+            source = _DEFAULT_SOURCE.format(suffix=".keras")
+        return AgeModel.from_keras(model, spec, text, spec_source=source)
     if suffix == ".tflite":
         from ssrnet_tf.export.tflite import TFLiteModel  # pylint: disable=import-outside-toplevel
 
@@ -151,13 +179,16 @@ def _load_age_model(text: str, weights_dir: Optional[PathLike], num_threads: Opt
         source = "model file (.tflite metadata)"
         if spec is None:
             spec = default_spec(runner.input_shape[1:3])
-            source = ("default: the .tflite file stores no ModelSpec; assumed the UTKFace layout "
-                      f"(similarity alignment, margin {UTKFACE_MARGIN}, BGR 0-255)")
+            source = _DEFAULT_SOURCE.format(suffix=".tflite")
         return AgeModel(text, "tflite", spec, source, runner.predict_outputs)
     model = pretrained.load_pretrained(text, weights_dir=weights_dir)
-    name = pathlib.Path(text).stem
     source = "default for published SSR-Net weights: the original SSR-Net demo crop (MTCNN box + 40 % margin, no alignment)"
-    return AgeModel(text, "published", published_spec(name), source, _keras_runner(model))
+    return AgeModel.from_keras(model, published_spec(pathlib.Path(text).stem), text, kind="published",
+                               spec_source=source)
+
+
+_DEFAULT_SOURCE = ("default: the {suffix} file stores no ModelSpec; assumed the UTKFace layout "
+                   f"(similarity alignment, margin {UTKFACE_MARGIN}, BGR 0-255)")
 
 
 class AgePredictor:

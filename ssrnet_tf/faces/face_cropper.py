@@ -123,9 +123,9 @@ class FaceCropper:
         backend: str = "litert",
         num_threads=None,
     ):
-        from ssrnet_tf.model_spec import ModelSpec  # pylint: disable=import-outside-toplevel
+        from ssrnet_tf.model_spec import default_spec  # pylint: disable=import-outside-toplevel
 
-        spec = spec if spec is not None else ModelSpec(input_size=(64, 64), alignment="similarity", margin=UTKFACE_MARGIN)
+        spec = spec if spec is not None else default_spec()
         if spec.alignment not in ALIGNMENTS:
             raise ValueError(f"alignment must be one of {ALIGNMENTS}, got {spec.alignment!r}.")
         if spec.pixel_range not in PIXEL_RANGES:

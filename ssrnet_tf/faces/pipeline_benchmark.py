@@ -126,14 +126,13 @@ def published_int8(weights: str, output_dir, weights_dir=None):
     """
     import pathlib  # pylint: disable=import-outside-toplevel
 
-    from ssrnet_tf import pretrained  # pylint: disable=import-outside-toplevel
     from ssrnet_tf.export import calibration, convert_to_tflite  # pylint: disable=import-outside-toplevel
-    from ssrnet_tf.faces.age_predictor import published_spec  # pylint: disable=import-outside-toplevel
+    from ssrnet_tf.faces.age_predictor import load_age_model  # pylint: disable=import-outside-toplevel
 
-    model = pretrained.load_pretrained(weights, weights_dir=weights_dir)
+    model = load_age_model(weights, weights_dir=weights_dir)
     path = pathlib.Path(output_dir) / f"ssrnet_{weights}_int8.tflite"
-    convert_to_tflite(model, path, quantize="int8", representative_images=calibration.drawn_faces(64),
-                      spec=published_spec(weights))
+    convert_to_tflite(model.require_keras("export it"), path, quantize="int8",
+                      representative_images=calibration.drawn_faces(64), spec=model.spec)
     return path
 
 
