@@ -5,11 +5,12 @@ import pytest
 
 import keras
 
-from ssrnet_tf import heads, model_spec
+from ssrnet_tf import heads
 from ssrnet_tf.data import utkface
-from ssrnet_tf.export import TFLiteModel, convert_to_tflite
 from ssrnet_tf.models.age_model import build_age_model
 from ssrnet_tf.models.backbones import BACKBONES, build_backbone
+
+import model_checks  # pylint: disable=wrong-import-order  # tests/ is on sys.path
 
 AGE_HEADS = ("multi_granularity", "label_distribution", "dex", "regression")
 FAST_BACKBONES = ("mobilenet_v3_small",)
@@ -79,13 +80,5 @@ def test_multi_granularity_multitask_trains_on_real_faces(utkface_dir):
 def test_head_models_save_load_and_convert(head_name, tmp_path):
     task = build_age_model("mobilenet_v3_small", heads.build_head(head_name), input_size=32, weights=None)
     x = faces(3)
-    path = model_spec.save_keras(task.model, tmp_path / "m.keras", model_spec.ModelSpec.for_model(task.model))
-    loaded, _ = model_spec.load_keras(path)
-    expected = task.model.predict(x, verbose=0)
-    reloaded = loaded.predict(x, verbose=0)
-    for name in expected:
-        np.testing.assert_array_equal(reloaded[name], expected[name])
-    runner = TFLiteModel(convert_to_tflite(task.model))
-    outputs = runner.predict_outputs(x)
-    for name in expected:
-        np.testing.assert_allclose(outputs[name], expected[name], rtol=1e-4, atol=1e-4)
+    model_checks.run_model_saving_test(task.model, x, tmp_path)
+    model_checks.run_litert_export_test(task.model, x, atol=1e-4)

@@ -8,6 +8,8 @@ import keras
 from ssrnet_tf.layers.pixel_normalization import PixelNormalization, pixel_normalization_for
 from ssrnet_tf.models.backbones import BACKBONES, build_backbone
 
+import model_checks  # pylint: disable=wrong-import-order  # tests/ is on sys.path
+
 #: keras.applications modules whose preprocess_input each mode reproduces.
 MODES = {
     "tf": keras.applications.mobilenet_v2.preprocess_input,
@@ -27,9 +29,8 @@ def test_pixel_normalization_matches_keras_preprocess_input(mode):
 
 def test_pixel_normalization_round_trips_config():
     layer = pixel_normalization_for("torch")
-    clone = PixelNormalization.from_config(layer.get_config())
-    x = np.full((1, 2, 2, 3), 100.0, "float32")
-    np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer(x)), keras.ops.convert_to_numpy(clone(x)))
+    assert isinstance(model_checks.run_serialization_test(layer, np.full((1, 2, 2, 3), 100.0, "float32")),
+                      PixelNormalization)
     with pytest.raises(ValueError, match="unknown preprocessing mode"):
         pixel_normalization_for("yuv")
 

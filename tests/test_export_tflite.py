@@ -11,12 +11,11 @@ from ssrnet_tf.export import QUANTIZE_MODES, TFLiteModel, convert_to_tflite
 from ssrnet_tf.export.int8_friendly import average_pools_as_depthwise, float_head_layer_names
 from ssrnet_tf.models import build_ssrnet
 
+import model_checks  # pylint: disable=wrong-import-order  # tests/ is on sys.path
+
 
 def drawn_faces(n=16):
-    from ssrnet_tf.data.images import resize_square
-    from ssrnet_tf.faces import synthetic_face
-
-    return np.stack([resize_square(synthetic_face(200, seed=s), 64) for s in range(n)]).astype("float32")
+    return model_checks.drawn_faces(n)
 
 
 def test_average_pools_as_depthwise_is_the_same_function():

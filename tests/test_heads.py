@@ -8,8 +8,9 @@ import keras
 
 from ssrnet_tf import heads
 from ssrnet_tf.layers import ArgMaxValue
-from ssrnet_tf.export import TFLiteModel, convert_to_tflite
 from ssrnet_tf.heads import encodings
+
+import model_checks  # pylint: disable=wrong-import-order  # tests/ is on sys.path
 
 FEATURES = 16
 SAMPLES = 48
@@ -58,14 +59,10 @@ AGE_HEADS = {
     "regression": heads.RegressionHead,
     "dex": heads.DEXHead,
 }
-ALL_HEADS = [
-    heads.MultiGranularityHead(),
-    heads.LabelDistributionHead(),
-    heads.RegressionHead(loss="mse"),
-    heads.DEXHead(),
-    heads.AgeGroupHead("3_groups"),
-    heads.MultiTaskHead(),
-]
+#: Test settings of registered heads (the others: their defaults).
+HEAD_KWARGS = {"regression": {"loss": "mse"}, "age_group": {"boundaries": "3_groups"}}
+#: One head of every kind in the registry.
+ALL_HEADS = [cls(**HEAD_KWARGS.get(key, {})) for key, cls in sorted(heads.HEADS.items())]
 
 
 def model_heads(head):
@@ -100,21 +97,9 @@ def test_head_trains_saves_and_exports(head, tmp_path):
         if head.is_age_head:
             assert "age_mae" in history
 
-    # .keras round trip, no custom_objects.
-    path = tmp_path / "model.keras"
-    model.save(path)
-    restored = keras.saving.load_model(path)
-    expected = model.predict(x, verbose=0)
-    got = restored.predict(x, verbose=0)
-    for name in expected:
-        np.testing.assert_array_equal(got[name], expected[name])
-
-    # TFLite float32: every output, by name.
-    runner = TFLiteModel(convert_to_tflite(model))
-    assert set(runner.output_names) == set(expected)
-    lite = runner.predict_outputs(x)
-    for name in expected:
-        np.testing.assert_allclose(lite[name], expected[name], rtol=1e-4, atol=1e-5 * max(1.0, np.abs(expected[name]).max()))
+    # .keras round trip, no custom_objects; TFLite float32: every output, by name.
+    model_checks.run_model_saving_test(model, x, tmp_path)
+    model_checks.run_litert_export_test(model, x, atol=1e-5)
 
 
 def test_no_lambda_layers_in_any_head():

@@ -5,13 +5,14 @@ import pytest
 
 import keras
 
-from ssrnet_tf.export import TFLiteModel, convert_to_tflite
 from ssrnet_tf.layers import SoftStagewiseRegression
 from ssrnet_tf.models import build_ssrnet
 
+import model_checks  # pylint: disable=wrong-import-order  # tests/ is on sys.path
+
 
 def random_faces(n=4, seed=0, size=64):
-    return np.random.default_rng(seed).uniform(0, 255, (n, size, size, 3)).astype("float32")
+    return model_checks.random_faces(n, size, seed)
 
 
 def with_random_weights(model, seed=0):
@@ -75,19 +76,11 @@ def test_other_input_sizes_and_widths():
 
 def test_get_config_from_config_gives_identical_outputs():
     model = with_random_weights(build_ssrnet(stage_bins=(4, 2, 3)))
-    clone = keras.Model.from_config(model.get_config())
-    clone.set_weights(model.get_weights())
-    faces = random_faces()
-    np.testing.assert_array_equal(model.predict(faces, verbose=0), clone.predict(faces, verbose=0))
+    model_checks.run_serialization_test(model, random_faces(), clone_weights=True)
 
 
 def test_keras_save_load_gives_identical_outputs(tmp_path):
-    model = with_random_weights(build_ssrnet())
-    path = tmp_path / "ssrnet.keras"
-    model.save(path)
-    restored = keras.saving.load_model(path)  # no custom_objects needed
-    faces = random_faces()
-    np.testing.assert_array_equal(model.predict(faces, verbose=0), restored.predict(faces, verbose=0))
+    model_checks.run_model_saving_test(with_random_weights(build_ssrnet()), random_faces(), tmp_path)
 
 
 def test_tflite_float32_matches_keras(tmp_path):
@@ -95,7 +88,4 @@ def test_tflite_float32_matches_keras(tmp_path):
     faces = random_faces(8)
     keras_ages = model.predict(faces, verbose=0)
     assert keras_ages.std() > 1.0, "random weights should give a spread of ages"
-    path = tmp_path / "ssrnet.tflite"
-    convert_to_tflite(model, path)
-    tflite_ages = TFLiteModel(path).predict(faces)
-    np.testing.assert_allclose(tflite_ages, keras_ages, atol=0.01)
+    model_checks.run_litert_export_test(model, faces, rtol=0.0, atol=1e-4, path=tmp_path / "ssrnet.tflite")
