@@ -1,15 +1,7 @@
 """Benchmarks the tf.data input pipeline on real faces: images per second (see ``ssrnet_tf.training.pipeline_benchmark``).
 
-For each input size, measures the pipeline of :func:`ssrnet_tf.data.make_dataset`
-with and without a memory cache and with and without augmentation, over
-full passes of the faces. A cached pipeline is first filled by one pass
-(reported as "fill"), then timed on the next. The header records the
-command line, versions and the CPU, so figures from different machines can
-be told apart.
-
-With ``--configs``, each named training config's augmentation set
-(``data.augment`` and ``data.augment_params`` of ``ssrnet_tf/configs/NAME.yaml``)
-is timed too, on the memory-cached pipeline.
+Images/s of every size x cache x augmentation setting, and with ``--configs``
+of named configs' augmentation sets; the module docstring says how.
 
 Example:
     python training/benchmark_pipeline.py \

@@ -81,11 +81,12 @@ def _load_model(args):
 def _published_baseline(args, model):
     """The published graph with the published imdb weights when available, else with ``model``'s (same graph)."""
     from ssrnet_tf import pretrained  # pylint: disable=import-outside-toplevel
+    from ssrnet_tf.faces.age_predictor import load_age_model  # pylint: disable=import-outside-toplevel
 
     if args.weights in pretrained.REGISTRY:
         return _published_graph(model)
     try:
-        published = pretrained.load_pretrained("imdb", weights_dir=weights_dir_from(args, "bench"))
+        published = load_age_model("imdb", weights_dir=weights_dir_from(args, "bench")).keras_model
         print("baseline: the published SSR-Net graph with its imdb weights")
         return _published_graph(published)
     except (OSError, ValueError, KeyError):
