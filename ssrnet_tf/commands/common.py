@@ -125,7 +125,8 @@ def detector_options(args: argparse.Namespace) -> dict:
     return options
 
 
-def check_mae_drop(reference, candidate, folder: str, *, count: int, max_drop: Optional[float]) -> int:
+def check_mae_drop(reference, candidate, folder: str, *, count: int, max_drop: Optional[float],
+                   labels=("Keras", ".tflite")) -> int:
     """Prints the MAE of two age models on labelled faces; 1 if ``candidate`` loses more than ``max_drop``.
 
     Args:
@@ -134,6 +135,7 @@ def check_mae_drop(reference, candidate, folder: str, *, count: int, max_drop: O
         folder: UTKFace-style folder (age first in each file name).
         count: Faces used (a seeded sample).
         max_drop: Largest allowed MAE increase in years; ``None``: report only.
+        labels: What the two models are called in the printed line.
 
     Returns:
         The exit status: 0, or 1 when the drop exceeds ``max_drop``.
@@ -148,8 +150,8 @@ def check_mae_drop(reference, candidate, folder: str, *, count: int, max_drop: O
     reference_mae = float(np.abs(reference.ages(faces) - ages).mean())
     candidate_mae = float(np.abs(candidate.ages(faces) - ages).mean())
     drop = candidate_mae - reference_mae
-    print(f"check on {len(ages)} faces from {folder}: MAE {reference.kind} {reference_mae:.3f} | "
-          f"{candidate.kind} {candidate_mae:.3f} | drop {drop:+.3f} years")
+    print(f"check on {len(ages)} faces from {folder}: MAE {labels[0]} {reference_mae:.3f} | "
+          f"{labels[1]} {candidate_mae:.3f} | drop {drop:+.3f} years")
     if max_drop is not None and drop > max_drop:
         print(f"error: MAE drop {drop:.3f} exceeds --max-mae-drop {max_drop}", file=sys.stderr)
         return 1

@@ -53,9 +53,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"minimum runtime: TFLite / LiteRT {min_runtime_version(flatbuffer) or 'unknown (no metadata)'}")
     if not args.check:
         return 0
-    reference = AgeModel.from_keras(model, loaded.spec, loaded.name, kind="Keras")
-    exported = AgeModel(args.out, f"{args.quantize} .tflite", loaded.spec, "model file", runner.predict_outputs)
-    return check_mae_drop(reference, exported, args.check, count=args.check_count, max_drop=args.max_mae_drop)
+    reference = AgeModel.from_keras(model, loaded.spec, loaded.name)
+    exported = AgeModel(args.out, "tflite", loaded.spec, "model file", runner.predict_outputs)
+    return check_mae_drop(reference, exported, args.check, count=args.check_count, max_drop=args.max_mae_drop,
+                          labels=("Keras", f"{args.quantize} .tflite"))
 
 
 def add_parser(commands) -> None:
