@@ -115,8 +115,11 @@ def test_sigkill_mid_run_then_resume(utkface_dir, tmp_path):
     assert not (run_dir / "backup").exists()
 
 
+#: tiny_mobilenet_v2 is left out: at this test's overrides (64x64, no ImageNet weights) it is
+#: ldl_mobilenet_v2 with alpha 0.35 and BN momentum 0.9, both checked in test_backbones.py.
 BACKBONE_CONFIGS = sorted(path.stem for path in CONFIG_DIR.glob("*.yaml")
-                          if config_lib.load_config(path).model.architecture == "backbone")
+                          if config_lib.load_config(path).model.architecture == "backbone"
+                          and path.stem != "tiny_mobilenet_v2")
 
 
 @pytest.mark.slow
