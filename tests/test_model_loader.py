@@ -3,6 +3,7 @@
 (The files ``bench`` exports: ``tests/test_export_commands.py``.)
 """
 
+import argparse
 import random
 
 import numpy as np
@@ -65,3 +66,16 @@ def test_a_tflite_file_cannot_be_exported_again(exported, tmp_path, capsys):
     assert cli.main(["export", str(exported), "--out", str(tmp_path / "again.tflite")]) != 0
     error = capsys.readouterr().err.strip().splitlines()
     assert len(error) == 1 and str(exported) in error[0] and ".tflite file cannot be converted again" in error[0]
+
+
+def test_bench_loads_shipped_published_or_random_weights(reference_dir, capsys):
+    from ssrnet_tf.commands import bench  # pylint: disable=import-outside-toplevel,protected-access
+
+    shipped, weights = bench._load_model(argparse.Namespace(weights="ssrnet-utkface", weights_dir=None))
+    assert weights == "shipped ssrnet-utkface" and shipped.spec == load_age_model("ssrnet-utkface").spec
+    baseline = bench._published_baseline(argparse.Namespace(weights="ssrnet-utkface", weights_dir=str(reference_dir)),
+                                         shipped.keras_model)
+    assert "published SSR-Net graph with its imdb weights" in capsys.readouterr().out
+    assert baseline.count_params() == shipped.keras_model.count_params()
+    random_model, weights = bench._load_model(argparse.Namespace(weights="no_such_weights", weights_dir=None))
+    assert weights == "random" and random_model.spec.training_data == bench.RANDOM_WEIGHTS
