@@ -87,14 +87,7 @@ class ModelSpec:
     def for_model(cls, model, **fields) -> "ModelSpec":
         """A spec whose input size and outputs are read off a Keras model."""
         height, width = model.input_shape[1:3]
-        output = model.output
-        if isinstance(output, dict):
-            names = list(output)  # the outputs' keys, as a TFLite signature names them
-        elif len(model.outputs) > 1:
-            names = list(model.output_names)
-        else:
-            names = ["age"]
-        outputs = {name: "" for name in names}
+        outputs = {name: "" for name in model.output}  # the outputs' keys, as a TFLite signature names them
         if "age" in outputs:
             outputs["age"] = "age in years, float32 (N, 1)"
         fields.setdefault("outputs", outputs)
@@ -187,10 +180,13 @@ def load_keras(path: PathLike):
     register_all()
     try:
         spec = read_keras_spec(path)
-        return keras.saving.load_model(path), spec
+        model = keras.saving.load_model(path)
     except Exception as error:  # pylint: disable=broad-except  # Keras raises many kinds; name the file
         raise ModelLoadError(f"{path}: not a loadable .keras model ({type(error).__name__}: "
                              f"{one_line(error, 300)})") from error
+    from ssrnet_tf.models.ssrnet import upgrade_single_output  # pylint: disable=import-outside-toplevel
+
+    return upgrade_single_output(model), spec  # files saved before dict outputs
 
 
 def _schema():

@@ -33,7 +33,7 @@ def expected_ages(reference_dir):
 @pytest.mark.parametrize("name", REFERENCE_NAMES)
 def test_reproduces_published_outputs(reference_dir, reference_inputs, expected_ages, name):
     model = pretrained.load_reference_ssrnet(weights_file(reference_dir, name))
-    ages = model.predict(reference_inputs, verbose=0)
+    ages = model.predict(reference_inputs, verbose=0)["age"]
     assert ages.shape == (32, 1)
     np.testing.assert_allclose(ages[:, 0], expected_ages[name], atol=0.01)
 
@@ -76,7 +76,7 @@ def test_registry_hashes_match_the_local_files(reference_dir, name):
 
 def test_load_pretrained_from_local_weights_dir(reference_dir, reference_inputs, expected_ages, tmp_path):
     model = pretrained.load_pretrained("wiki", weights_dir=reference_dir, cache_dir=tmp_path / "cache")
-    np.testing.assert_allclose(model.predict(reference_inputs[:4], verbose=0)[:, 0], expected_ages["wiki"][:4], atol=0.01)
+    np.testing.assert_allclose(model.predict(reference_inputs[:4], verbose=0)["age"][:, 0], expected_ages["wiki"][:4], atol=0.01)
     assert not (tmp_path / "cache").exists(), "a local hit must not touch the cache"
 
 

@@ -113,12 +113,7 @@ class AgeModel:
 
 def _keras_runner(model) -> Callable:
     def run(batch):
-        outputs = model(batch, training=False)
-        if isinstance(outputs, dict):
-            return {name: np.asarray(value) for name, value in outputs.items()}
-        if isinstance(outputs, (list, tuple)):
-            return {name: np.asarray(value) for name, value in zip(model.output_names, outputs)}
-        return {"age": np.asarray(outputs)}
+        return {name: np.asarray(value) for name, value in model(batch, training=False).items()}
 
     return run
 

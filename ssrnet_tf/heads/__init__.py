@@ -3,7 +3,9 @@
 A head turns a backbone's ``(batch, D)`` features into named outputs (see
 :class:`Head`). Exactly one *age head* per model outputs ``"age"``;
 :class:`AgeGroupHead` and :class:`MultiTaskHead` are auxiliary heads that
-can be added next to it. :data:`HEADS` maps registry names to classes and
+can be added next to it. :class:`SSRNetHead` is SSR-Net's head on the
+feature maps of its two-stream backbone (``build_ssrnet``), not a
+pooled-feature head, so it is not in :data:`HEADS`. :data:`HEADS` maps registry names to classes and
 :func:`build_head` creates a head by name.
 """
 
@@ -16,6 +18,7 @@ from ssrnet_tf.heads.label_distribution import LabelDistributionHead
 from ssrnet_tf.heads.multi_granularity import MultiGranularityHead
 from ssrnet_tf.heads.multi_task import MultiTaskHead
 from ssrnet_tf.heads.regression import DEXHead, RegressionHead
+from ssrnet_tf.heads.ssrnet_head import SSRNetHead
 
 #: Head classes by registry name.
 HEADS: Dict[str, type] = {
@@ -57,6 +60,7 @@ __all__ = [
     "MultiGranularityHead",
     "MultiTaskHead",
     "RegressionHead",
+    "SSRNetHead",
     "build_head",
     "encodings",
     "validate_heads",

@@ -18,11 +18,15 @@ _NAME_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
 
 class Head(abc.ABC):
-    """A head: layers on a pooled feature vector with named outputs.
+    """A head: layers on a backbone's features with named outputs.
 
     A head is not a Keras layer: :meth:`build_outputs` creates its layers on
-    a ``(batch, D)`` feature tensor of a functional model and returns the
-    outputs by name; the model assembly merges the dicts of several heads
+    the features of a functional model and returns the outputs by name. Most
+    heads take a pooled ``(batch, D)`` feature tensor; a head with
+    ``takes_feature_maps`` (SSR-Net's, :class:`ssrnet_tf.heads.SSRNetHead`)
+    takes several feature maps, a mapping ``{name: (batch, h, w, c)}`` as a
+    backbone exposes them (:func:`ssrnet_tf.models.build_ssrnet_backbone`).
+    The model assembly merges the dicts of several heads
     into ``keras.Model(image, {**outputs})`` and compiles it with the
     merged :meth:`losses`, :meth:`loss_weights` and :meth:`metrics`, and
     fits it on the merged :meth:`encode_targets`. The layers are standard
@@ -46,6 +50,9 @@ class Head(abc.ABC):
 
     #: Whether the head outputs the model's ``"age"``.
     is_age_head = False
+    #: Whether :meth:`build_outputs` takes a mapping of feature maps instead
+    #: of one pooled ``(batch, D)`` tensor.
+    takes_feature_maps = False
 
     def __init__(self, name: str):
         if not isinstance(name, str) or not _NAME_PATTERN.match(name):
@@ -61,7 +68,11 @@ class Head(abc.ABC):
 
     @abc.abstractmethod
     def build_outputs(self, features) -> Dict[str, keras.KerasTensor]:
-        """Creates the head's layers on ``features`` ``(batch, D)``.
+        """Creates the head's layers on ``features``.
+
+        Args:
+            features: Pooled features ``(batch, D)``, or with
+                ``takes_feature_maps`` a mapping of named feature maps.
 
         Returns:
             The output tensors keyed by :attr:`output_names`.

@@ -114,15 +114,24 @@ def build_model(config: config_lib.ExperimentConfig) -> BuiltModel:
 
     size = config.model.input_size
     if config.model.architecture == "ssrnet":
-        from ssrnet_tf.models import SSRNetConfig, build_ssrnet  # pylint: disable=import-outside-toplevel
+        from ssrnet_tf.models import SSRNetConfig  # pylint: disable=import-outside-toplevel
+        from ssrnet_tf.models.ssrnet import build_ssrnet_task  # pylint: disable=import-outside-toplevel
 
         ssr_config = _configured(SSRNetConfig, "model.ssrnet", **{"input_shape": (size, size, 3), **config.model.ssrnet})
-        model = build_ssrnet(ssr_config)
-        _start_from(model, config)
-        spec = model_spec.ModelSpec.for_model(
-            model, architecture=f"ssrnet{tuple(ssr_config.stage_bins)}", training_data=f"{config.data.dataset}: {config.data.path}"
-        )
-        return BuiltModel(model, None, config.model.loss, None, ["mae"], spec, [])
+        task = build_ssrnet_task(ssr_config, loss=config.model.loss)
+        architecture = f"ssrnet{tuple(ssr_config.stage_bins)}"
+    else:
+        task = _backbone_task(config)
+        architecture = f"{config.model.backbone} + {config.model.head}"
+    _start_from(task.model, config)
+    spec = model_spec.ModelSpec.for_model(
+        task.model, architecture=architecture, training_data=f"{config.data.dataset}: {config.data.path}"
+    )
+    return BuiltModel(task.model, task, task.losses(), task.loss_weights(), task.metrics() or None, spec, task.heads)
+
+
+def _backbone_task(config: config_lib.ExperimentConfig):
+    """The experiment's Keras Applications backbone with its heads."""
     from ssrnet_tf import heads  # pylint: disable=import-outside-toplevel
     from ssrnet_tf.models.age_model import build_age_model  # pylint: disable=import-outside-toplevel
 
@@ -133,17 +142,12 @@ def build_model(config: config_lib.ExperimentConfig) -> BuiltModel:
         if "head" not in entry:
             raise ValueError(f"model.extra_heads entry {entry} needs a 'head' key naming a registered head.")
         extra.append(_configured(heads.build_head, "model.extra_heads", entry.pop("head"), **entry))
-    task = build_age_model(
-        config.model.backbone, age_head, extra, input_size=size, alpha=config.model.alpha,
+    return build_age_model(
+        config.model.backbone, age_head, extra, input_size=config.model.input_size, alpha=config.model.alpha,
         weights=config.model.weights, dropout=config.model.dropout,
         batch_norm_momentum=config.model.batch_norm_momentum,
     )
-    _start_from(task.model, config)
-    spec = model_spec.ModelSpec.for_model(
-        task.model, architecture=f"{config.model.backbone} + {config.model.head}",
-        training_data=f"{config.data.dataset}: {config.data.path}",
-    )
-    return BuiltModel(task.model, task, task.losses(), task.loss_weights(), task.metrics() or None, spec, task.heads)
+
 
 
 def _prepare_run_dir(config: config_lib.ExperimentConfig, resume: bool, overrides=()) -> pathlib.Path:
@@ -168,24 +172,14 @@ def _prepare_run_dir(config: config_lib.ExperimentConfig, resume: bool, override
     return run_dir
 
 
-def _as_column(dataset):
-    """``(images, ages)`` with ages of shape ``(batch, 1)`` like the model output."""
-    import tensorflow as tf  # pylint: disable=import-outside-toplevel
-
-    return dataset.map(lambda images, ages: (images, tf.reshape(tf.cast(ages, tf.float32), (-1, 1))))
-
-
 def predict_ages(model, dataset) -> np.ndarray:
     """Ages ``(N,)`` a model predicts for a dataset's images, in order."""
-    outputs = model.predict(dataset.map(lambda images, targets: images), verbose=0)
-    if isinstance(outputs, dict):
-        outputs = outputs["age"]
-    return np.asarray(outputs).reshape(-1)
+    return np.asarray(model.predict(dataset.map(lambda images, targets: images), verbose=0)["age"]).reshape(-1)
 
 
 def _dataset_ages(dataset) -> np.ndarray:
     """The true ages ``(N,)`` of a dataset's targets, in order."""
-    return np.concatenate([np.asarray(t["age"] if isinstance(t, dict) else t).reshape(-1) for _, t in dataset])
+    return np.concatenate([np.asarray(targets["age"]).reshape(-1) for _, targets in dataset])
 
 
 @dataclasses.dataclass
@@ -210,15 +204,10 @@ def _make_inputs(config: config_lib.ExperimentConfig, target_encoder, tables, ru
     def evaluation(table, name):
         dataset, _ = pipeline.make_dataset(table, train_config.evaluation(), target_encoder=target_encoder,
                                            run_dir=run_dir, name=name)
-        return _finish(dataset, target_encoder)
+        return dataset
 
     val_data = evaluation(val_table, "val") if val_table is not None and len(val_table) else None
     return _Inputs(train_config, val_data, evaluation(test_table, "test"))
-
-
-def _finish(dataset, target_encoder):
-    """Age targets as a ``(batch, 1)`` column for models without heads (SSR-Net)."""
-    return _as_column(dataset) if target_encoder is None else dataset
 
 
 def _precise_bn_images(config: config_lib.ExperimentConfig, train_table, train_config, run_dir: pathlib.Path,
@@ -355,7 +344,6 @@ def train(config: config_lib.ExperimentConfig, resume: bool = False, verbose: in
         inputs = _make_inputs(config, built.target_encoder, tables, run_dir, replicas)
         train_data, train_report = pipeline.make_dataset(train_table, inputs.train_config, target_encoder=built.target_encoder,
                                                          run_dir=run_dir, name="train")
-        train_data = _finish(train_data, built.target_encoder)
         steps = train_report.steps_per_epoch
         fit_steps = None  # a full pass per epoch; Keras re-iterates the dataset
         if config.run.steps_per_epoch:
