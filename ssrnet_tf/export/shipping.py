@@ -159,6 +159,7 @@ def ship_run(run_dir: PathLike, name: str, description: str, command: str, *,
     from ssrnet_tf.custom_objects import register_all  # pylint: disable=import-outside-toplevel
     from ssrnet_tf.export import convert_to_tflite  # pylint: disable=import-outside-toplevel
     from ssrnet_tf.models.float32_copy import float32_copy  # pylint: disable=import-outside-toplevel
+    from ssrnet_tf.models.ssrnet import upgrade_single_output  # pylint: disable=import-outside-toplevel
     from ssrnet_tf.utils.atomic import atomic_write_bytes  # pylint: disable=import-outside-toplevel
 
     run_dir = pathlib.Path(run_dir)
@@ -170,7 +171,7 @@ def ship_run(run_dir: PathLike, name: str, description: str, command: str, *,
     split = run_dir / "split.json"
 
     register_all()
-    model = keras.saving.load_model(run_dir / "model.keras", compile=False)  # no optimizer state
+    model = upgrade_single_output(keras.saving.load_model(run_dir / "model.keras", compile=False))  # no optimizer
     spec = model_spec.read_keras_spec(run_dir / "model.keras")
     files = {"keras": f"{name}.keras", "int8": f"{name}_int8.tflite", "card": f"{name}.md",
              "test_split": f"{name}_test_split.json"}
@@ -215,3 +216,36 @@ def ship_run(run_dir: PathLike, name: str, description: str, command: str, *,
                            key=lambda n: index["models"][n]["figures"]["figures"]["float"]["mae"])
     atomic_write_bytes(index_path, json.dumps(index, indent=2).encode())
     return entry
+
+
+def resave_shipped_keras(name: str, out_dir: Optional[PathLike] = None) -> str:
+    """Re-saves a shipped ``NAME.keras`` in the current model format and updates its hash.
+
+    The model is loaded with :func:`ssrnet_tf.model_spec.load_keras` (which
+    rebuilds an SSR-Net saved with a single output as a dict-output model,
+    weights by layer name) and saved again with the same spec; the
+    ``models.json`` entry gets the new SHA-256 and size. The int8 file, the
+    card and the figures are unchanged: the model computes the same ages.
+
+    Args:
+        name: A shipped model's registry name (``ssrnet-utkface``).
+        out_dir: The shipped-models folder (default
+            :data:`ssrnet_tf.pretrained.SHIPPED_DIR`).
+
+    Returns:
+        The new SHA-256 of ``NAME.keras``.
+    """
+    from ssrnet_tf import model_spec, pretrained  # pylint: disable=import-outside-toplevel
+    from ssrnet_tf.utils.atomic import atomic_write_bytes  # pylint: disable=import-outside-toplevel
+
+    out_dir = pathlib.Path(out_dir or pretrained.SHIPPED_DIR)
+    index_path = out_dir / "models.json"
+    index = json.loads(index_path.read_text())
+    entry = index["models"][name]
+    path = out_dir / entry["files"]["keras"]
+    model, spec = model_spec.load_keras(path)
+    model_spec.save_keras(model, path, spec)
+    entry["sha256"]["keras"] = pretrained.sha256_of(path)
+    entry["figures"]["sizes_kib"]["keras"] = round(os.path.getsize(path) / 1024.0, 1)
+    atomic_write_bytes(index_path, json.dumps(index, indent=2).encode())
+    return entry["sha256"]["keras"]
