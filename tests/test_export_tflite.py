@@ -24,7 +24,7 @@ def test_average_pools_as_depthwise_is_the_same_function():
     assert not any(isinstance(layer, keras.layers.AveragePooling2D) for layer in rewritten.layers)
     assert [layer.name for layer in rewritten.layers] == [layer.name for layer in model.layers]
     faces = drawn_faces(4)
-    np.testing.assert_allclose(rewritten.predict(faces, verbose=0), model.predict(faces, verbose=0), rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(rewritten.predict(faces, verbose=0)["age"], model.predict(faces, verbose=0)["age"], rtol=1e-5, atol=1e-4)
 
 
 def test_float_head_is_the_fusion_and_output_layers():
@@ -58,8 +58,8 @@ def test_float_modes_run_fully_under_xnnpack(quantize, tmp_path):
     if quantize != "dynamic":  # its accuracy is checked on real weights and faces below
         # Randomly initialised weights give large "ages"; compare relatively.
         rtol = {"none": 1e-5, "float16": 1e-2}[quantize]
-        np.testing.assert_allclose(ages, model.predict(faces, verbose=0), rtol=rtol, atol=0.01)
-    assert runner.output_names == ["output_0"]
+        np.testing.assert_allclose(ages, model.predict(faces, verbose=0)["age"], rtol=rtol, atol=0.01)
+    assert runner.output_names == ["age"]  # the Keras model's output key
 
 
 @pytest.mark.slow
@@ -68,7 +68,7 @@ def test_published_ssrnet_exports_in_every_mode(reference_dir, utkface_dir, tmp_
     model = pretrained.load_reference_ssrnet(reference_dir / "ssrnet_3_3_3_64_1.0_1.0_imdb.h5")
     faces, ages, _ = utkface.load_utkface_arrays(utkface_dir, limit=500, seed=11)
     calibration, faces, ages = faces[:200], faces[200:], ages[200:]
-    keras_mae = np.abs(model.predict(faces, verbose=0)[:, 0] - ages).mean()
+    keras_mae = np.abs(model.predict(faces, verbose=0)["age"][:, 0] - ages).mean()
     sizes = {}
     for quantize in QUANTIZE_MODES:
         path = tmp_path / f"{quantize}.tflite"

@@ -22,7 +22,8 @@ tf_keras = pytest.importorskip("tf_keras")
 if importlib.util.find_spec("tensorflow_model_optimization") is None:  # importing it has side effects
     pytest.skip("tensorflow-model-optimization is not installed", allow_module_level=True)
 
-from ssrnet_tf.export import qat  # noqa: E402  (needs tf_keras)
+from ssrnet_tf.export import qat, qat_export, tf_keras_layers, tf_keras_twin  # noqa: E402  (needs tf_keras)
+from ssrnet_tf.models.ssrnet import infer_ssrnet_config, rebuild_ssrnet  # noqa: E402
 
 IMDB = "ssrnet_3_3_3_64_1.0_1.0_imdb.h5"
 
@@ -56,11 +57,11 @@ def quantized_layer_names(qat_model):
 def test_tf_keras_twin_matches_keras3_for_a_non_default_config():
     config = SSRNetConfig(stage_bins=(4, 2), stage_levels=(3, 1), stage_activation="softmax", stream_widths=(16, 8))
     model = randomize(build_ssrnet(config))
-    assert qat.infer_ssrnet_config(model) == config
-    twin = qat.to_tf_keras_ssrnet(model)
+    assert infer_ssrnet_config(model) == config
+    twin = tf_keras_twin.to_tf_keras_twin(model)
     assert [layer.name for layer in twin.layers] == [layer.name for layer in model.layers]
     faces = drawn_faces()
-    np.testing.assert_allclose(twin.predict(faces, verbose=0), model.predict(faces, verbose=0), rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(twin.predict(faces, verbose=0)["age"], model.predict(faces, verbose=0)["age"], rtol=1e-4, atol=1e-3)
 
 
 def test_soft_stagewise_regression_twin_matches_keras3():
@@ -74,34 +75,34 @@ def test_soft_stagewise_regression_twin_matches_keras3():
     inputs = probabilities + scales + shifts
     arguments = dict(stage_bins=bins, lambda_local=0.5, lambda_d=0.8, age_range=90.0, min_scale=0.2)
     reference = SoftStagewiseRegression(**arguments)
-    twin = qat.TfKerasSoftStagewiseRegression(**arguments)
+    twin = tf_keras_layers.TfKerasSoftStagewiseRegression(**arguments)
     for training in (False, True):
         np.testing.assert_allclose(
             np.asarray(twin(inputs, training=training)), np.asarray(reference(inputs, training=training)), rtol=1e-6
         )
     assert np.asarray(twin(inputs, training=False)).min() >= 0.0
-    restored = qat.TfKerasSoftStagewiseRegression.from_config(twin.get_config())
+    restored = tf_keras_layers.TfKerasSoftStagewiseRegression.from_config(twin.get_config())
     assert restored.get_config() == twin.get_config()
     with pytest.raises(ValueError, match="stage_bins"):
-        qat.TfKerasSoftStagewiseRegression(stage_bins=(3, 0))
+        tf_keras_layers.TfKerasSoftStagewiseRegression(stage_bins=(3, 0))
     with pytest.raises(ValueError, match="min_scale"):
-        qat.TfKerasSoftStagewiseRegression(stage_bins=(3,), min_scale=0.0)
+        tf_keras_layers.TfKerasSoftStagewiseRegression(stage_bins=(3,), min_scale=0.0)
 
 
 def test_static_flatten_twin_is_one_static_reshape():
-    layer = qat.TfKerasStaticFlatten(name="flat")
+    layer = tf_keras_layers.TfKerasStaticFlatten(name="flat")
     assert tuple(layer(np.zeros((2, 3, 3, 4), "float32")).shape) == (2, 36)
-    assert qat.TfKerasStaticFlatten.from_config(layer.get_config()).name == "flat"
+    assert tf_keras_layers.TfKerasStaticFlatten.from_config(layer.get_config()).name == "flat"
 
 
 def test_config_mismatch_is_reported():
     model = build_ssrnet()
     with pytest.raises(ValueError, match="eq. 7"):
-        qat.to_tf_keras_ssrnet(model, SSRNetConfig(min_scale=0.2))
+        tf_keras_twin.to_tf_keras_twin(rebuild_ssrnet(model, SSRNetConfig(min_scale=0.2)))
     with pytest.raises(ValueError, match="stream1_block1_conv"):
-        qat.to_tf_keras_ssrnet(model, SSRNetConfig(stream_widths=(16, 16)))
+        tf_keras_twin.to_tf_keras_twin(rebuild_ssrnet(model, SSRNetConfig(stream_widths=(16, 16))))
     with pytest.raises(ValueError, match="SSR-Net"):
-        qat.infer_ssrnet_config(keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)]))
+        infer_ssrnet_config(keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)]))
 
 
 # === QAT model ===
@@ -109,7 +110,7 @@ def test_config_mismatch_is_reported():
 
 def test_qat_quantizes_what_int8_ptq_quantizes():
     model = build_ssrnet()
-    qat_model = qat.quantize_aware_model(qat.to_tf_keras_ssrnet(model), drawn_faces())
+    qat_model = qat.quantize_aware_model(tf_keras_twin.to_tf_keras_twin(model), drawn_faces())
     quantized = quantized_layer_names(qat_model)
     # PTQ quantizes every layer but the float head; flatten and dropout
     # layers have no arithmetic.
@@ -137,7 +138,7 @@ def test_tfmot_import_leaves_keras_3_routing_alone():
 
 def test_calibration_sets_ranges_from_float_tensors():
     faces = drawn_faces()
-    qat_model = qat.quantize_aware_model(qat.build_tf_keras_ssrnet(), faces)
+    qat_model = qat.quantize_aware_model(tf_keras_twin.build_tf_keras_twin(build_ssrnet()), faces)
 
     def value_range(layer):
         values = {v.name.split("_")[-1].split(":")[0]: float(v.numpy()) for v in layer.weights if v.shape == ()}
@@ -158,7 +159,7 @@ def test_average_pooling_is_rejected():
 
 def test_restore_float_weights_round_trip():
     model = randomize(build_ssrnet(), seed=2)
-    qat_model = qat.quantize_aware_model(qat.to_tf_keras_ssrnet(model))
+    qat_model = qat.quantize_aware_model(tf_keras_twin.to_tf_keras_twin(model))
     restored = qat.restore_float_weights(qat_model, build_ssrnet())
     for expected, actual in zip(model.get_weights(), restored.get_weights()):
         np.testing.assert_array_equal(expected, actual)
@@ -180,8 +181,8 @@ def test_bad_fine_tuning_arguments():
 def test_tf_keras_twin_reproduces_published_ssrnet(reference_dir, utkface_dir):
     model = pretrained.load_reference_ssrnet(reference_dir / IMDB)
     faces, _, _ = utkface.load_utkface_arrays(utkface_dir, limit=1000, seed=5)
-    twin = qat.to_tf_keras_ssrnet(model)
-    difference = np.abs(twin.predict(faces, verbose=0, batch_size=250) - model.predict(faces, verbose=0, batch_size=250))
+    twin = tf_keras_twin.to_tf_keras_twin(model)
+    difference = np.abs(twin.predict(faces, verbose=0, batch_size=250)["age"] - model.predict(faces, verbose=0, batch_size=250)["age"])
     assert difference.max() < 1e-3, difference.max()
 
 
@@ -196,18 +197,18 @@ def test_qat_int8_export_of_published_ssrnet(reference_dir, utkface_dir, tmp_pat
     def mae(predictions):
         return float(np.abs(np.asarray(predictions)[:, 0] - ages).mean())
 
-    float_mae = mae(model.predict(faces, verbose=0, batch_size=250))
+    float_mae = mae(model.predict(faces, verbose=0, batch_size=250)["age"])
 
     # The QAT graph with calibrated ranges, not fine-tuned (one call, zero
     # epochs): the int8 export alone must cost no accuracy.
-    untuned_flatbuffer = qat.qat_ssrnet_to_tflite(model, tune_faces, tune_ages, epochs=0)
+    untuned_flatbuffer = qat_export.qat_to_tflite(model, tune_faces, tune_ages, epochs=0)
     assert model_spec.read_tflite_spec(untuned_flatbuffer).input_size == (64, 64)
     untuned = TFLiteModel(untuned_flatbuffer, num_threads=1)
     untuned_mae = mae(untuned.predict(faces))
     assert abs(untuned_mae - float_mae) <= 0.15, (untuned_mae, float_mae)
 
     # One epoch of QAT on 1,000 other faces, step by step.
-    qat_model = qat.quantize_aware_model(qat.to_tf_keras_ssrnet(model), tune_faces[:500])
+    qat_model = qat.quantize_aware_model(tf_keras_twin.to_tf_keras_twin(model), tune_faces[:500])
     qat.qat_finetune(qat_model, tune_faces, tune_ages, epochs=1)
     simulated_mae = mae(qat_model.predict(faces, verbose=0, batch_size=250))
     spec = model_spec.ModelSpec.for_model(model, architecture="ssrnet(3,3,3) QAT int8")

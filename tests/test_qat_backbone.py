@@ -19,7 +19,8 @@ pytest.importorskip("tf_keras")
 if importlib.util.find_spec("tensorflow_model_optimization") is None:  # importing it has side effects
     pytest.skip("tensorflow-model-optimization is not installed", allow_module_level=True)
 
-from ssrnet_tf.export import qat, qat_backbone  # noqa: E402  (needs tf_keras)
+from ssrnet_tf.export import qat, qat_backbone, qat_export, tf_keras_layers, tf_keras_twin  # noqa: E402  (needs tf_keras)
+from ssrnet_tf.models.weight_transfer import transfer_weights  # noqa: E402
 
 SIZE = 64
 ALPHA = 0.35
@@ -70,10 +71,10 @@ def mae(predictions, ages):
 @pytest.mark.parametrize("head", ["label_distribution", "multi_granularity"])
 def test_twin_matches_keras3(head):
     model = randomize(age_model("mobilenet_v2", head, dropout=0.2))
-    twin = qat_backbone.to_tf_keras_twin(model)
+    twin = tf_keras_twin.to_tf_keras_twin(model)
     assert not any(hasattr(layer, "layers") for layer in twin.layers), "the twin must be flat for tfmot"
     assert {layer.name for layer in twin.layers} >= {layer.name for layer in model.layers[2:]}  # the head
-    differences = qat_backbone.max_twin_difference(model, twin, drawn_faces())
+    differences = tf_keras_twin.max_twin_difference(model, twin, drawn_faces())
     assert set(differences) == set(model.output)
     assert max(differences.values()) < 1e-3, differences
 
@@ -81,7 +82,7 @@ def test_twin_matches_keras3(head):
 @pytest.mark.parametrize("mode", ["tf", "caffe", "torch", "rgb"])
 def test_pixel_normalization_as_a_1x1_convolution_is_exact(mode):
     layer = pixel_normalization_for(mode)
-    conv, weights = qat_backbone._pixel_normalization_conv(layer)
+    conv, weights = tf_keras_twin._pixel_normalization_conv(layer)
     pixels = np.random.default_rng(0).uniform(0, 255, (2, 4, 4, 3)).astype("float32")
     conv.build(pixels.shape)
     conv.set_weights(weights)
@@ -91,9 +92,9 @@ def test_pixel_normalization_as_a_1x1_convolution_is_exact(mode):
 
 def test_width_multiplier_is_read_off_the_weights():
     model = age_model("mobilenet", "dex", alpha=0.5)
-    twin = qat_backbone.build_tf_keras_twin(model)
+    twin = tf_keras_twin.build_tf_keras_twin(model)
     assert twin.get_layer("conv1").filters == model.get_layer("mobilenet_backbone").layers[-1].get_layer("conv1").filters
-    qat.transfer_weights(model, twin)  # every shape matches
+    transfer_weights(model, twin)  # every shape matches
 
 
 def test_unsupported_backbones_and_models_are_named():
@@ -101,23 +102,23 @@ def test_unsupported_backbones_and_models_are_named():
     with pytest.raises(ValueError, match=r"cannot quantize .*Multiply"):
         qat_backbone.quantize_aware_backbone_model(model)
     with pytest.raises(ValueError, match="not a backbone age model"):
-        qat_backbone.to_tf_keras_twin(build_ssrnet())
+        qat_backbone.quantize_aware_backbone_model(build_ssrnet())
 
 
 def test_weight_mismatch_is_reported():
     model = age_model("mobilenet_v2", "label_distribution")
     other = age_model("mobilenet_v2", "label_distribution", alpha=0.5)
-    twin = qat_backbone.build_tf_keras_twin(other)
+    twin = tf_keras_twin.build_tf_keras_twin(other)
     with pytest.raises(ValueError, match="shapes"):
-        qat.transfer_weights(model, twin)
+        transfer_weights(model, twin)
 
 
 def test_expected_value_twin_round_trip():
-    layer = qat_backbone.TfKerasExpectedValue([0.0, 10.0, 20.0], name="expectation")
+    layer = tf_keras_layers.TfKerasExpectedValue([0.0, 10.0, 20.0], name="expectation")
     np.testing.assert_allclose(np.asarray(layer(np.array([[0.5, 0.25, 0.25]], "float32"))), [[7.5]])
-    assert qat_backbone.TfKerasExpectedValue.from_config(layer.get_config()).values == [0.0, 10.0, 20.0]
+    assert tf_keras_layers.TfKerasExpectedValue.from_config(layer.get_config()).values == [0.0, 10.0, 20.0]
     with pytest.raises(ValueError, match="at least one"):
-        qat_backbone.TfKerasExpectedValue([])
+        tf_keras_layers.TfKerasExpectedValue([])
 
 
 @pytest.mark.slow
@@ -126,7 +127,7 @@ def test_one_call_qat_export_of_mobilenet_v1():
     model = randomize(age_model("mobilenet", "label_distribution", alpha=0.25), seed=3)
     faces = drawn_faces(16)
     # Calibrated, not fine-tuned (the fine-tuning is tested on real faces below).
-    flatbuffer = qat_backbone.qat_backbone_to_tflite(model, faces, np.linspace(1, 80, 16), epochs=0)
+    flatbuffer = qat_export.qat_to_tflite(model, faces, np.linspace(1, 80, 16), epochs=0)
     runner = TFLiteModel(flatbuffer, num_threads=1)
     assert runner.delegation().fully_delegated, runner.delegation().summary()
     assert model_spec.read_tflite_spec(flatbuffer).outputs == {"age": "age in years, float32 (N, 1)"}
@@ -213,8 +214,8 @@ def test_twin_and_qat_int8_export_on_real_faces(trained_models, real_faces, tmp_
     start = time.perf_counter()
     train_faces, train_ages, faces, ages = real_faces
     model = trained_models["label_distribution"]
-    twin = qat_backbone.to_tf_keras_twin(model)
-    difference = qat_backbone.max_twin_difference(model, twin, faces)
+    twin = tf_keras_twin.to_tf_keras_twin(model)
+    difference = tf_keras_twin.max_twin_difference(model, twin, faces)
     assert max(difference.values()) < 1e-3, difference
 
     qat_model = qat_backbone.quantize_aware_backbone_model(model, train_faces[:500], twin=twin)

@@ -18,9 +18,9 @@ def test_short_training_lowers_mae(utkface_dir, stage_activation):
     model = build_ssrnet(stage_activation=stage_activation)
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mae")
 
-    before = np.abs(model.predict(faces, verbose=0)[:, 0] - ages).mean()
+    before = np.abs(model.predict(faces, verbose=0)["age"][:, 0] - ages).mean()
     history = model.fit(faces, ages, batch_size=32, epochs=6, verbose=0)
-    predictions = model.predict(faces, verbose=0)[:, 0]
+    predictions = model.predict(faces, verbose=0)["age"][:, 0]
     after = np.abs(predictions - ages).mean()
 
     losses = history.history["loss"]

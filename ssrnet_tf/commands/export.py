@@ -8,10 +8,15 @@ import pathlib
 from ssrnet_tf.commands.common import (MODEL_HELP, add_model_arguments, add_weights_dir_argument, check_mae_drop,
                                        model_from, weights_dir_from)
 
+#: ``--quantize`` value of quantization-aware training (int8, fine-tuned on labelled faces).
+QAT = "qat"
+
 EXAMPLES = (
     "ssrnet-tf export imdb --out ssrnet_imdb.tflite                  # the published SSR-Net, float32",
     "ssrnet-tf export runs/ssrnet/model.keras --out age_int8.tflite --quantize int8 \\",
     "    --calibration-dir UTKFace/ --check UTKFace/ --max-mae-drop 0.5   # int8 for a phone, checked",
+    "ssrnet-tf export imdb --out imdb_qat.tflite --quantize qat --calibration-dir UTKFace/ --calibration-count 2000 \\",
+    "    --check UTKFace/ --max-mae-drop 0.3                              # quantization-aware training, checked",
 )
 
 
@@ -34,19 +39,30 @@ def run(args: argparse.Namespace) -> int:
     model = float32_copy(loaded.require_keras("export it"))
     size = model.input_shape[1]
     representative = None
-    if args.per_unit_dense_weights and args.quantize not in ("int8", "dynamic"):
+    if args.per_unit_dense_weights and args.quantize not in ("int8", "dynamic"):  # (qat: the default per matrix)
         raise ValueError("--per-unit-dense-weights applies to --quantize int8 or dynamic only.")
-    if args.quantize == "int8":
-        if not args.calibration_dir:
-            raise UsageError("--quantize int8 needs --calibration-dir: a folder of real, aligned face crops.")
-        representative = calibration.folder_faces(args.calibration_dir, size, limit=args.calibration_count)
-        print(f"calibrating on {len(representative)} faces from {args.calibration_dir}")
-    flatbuffer = convert_to_tflite(
-        model, args.out, quantize=args.quantize, representative_images=representative,
-        int8_input_type=args.int8_input, spec=loaded.spec,
-        int8_head_weights=args.per_unit_dense_weights and args.quantize == "int8",
-        dynamic_per_channel_dense=args.per_unit_dense_weights and args.quantize == "dynamic",
-    )
+    if args.quantize in ("int8", QAT) and not args.calibration_dir:
+        raise UsageError(f"--quantize {args.quantize} needs --calibration-dir: a folder of real, aligned face crops"
+                         + (" with ages first in the file names (UTKFace-style)." if args.quantize == QAT else "."))
+    if args.quantize == QAT:
+        from ssrnet_tf.export import qat_export  # pylint: disable=import-outside-toplevel  # needs tf_keras, tfmot
+
+        tune_faces, tune_ages = calibration.labelled_faces(args.calibration_dir, size, limit=args.calibration_count,
+                                                           seed=0)
+        print(f"QAT: calibrating and fine-tuning {args.qat_epochs} epoch(s) on {len(tune_ages)} faces from "
+              f"{args.calibration_dir}")
+        flatbuffer = qat_export.qat_to_tflite(model, tune_faces, tune_ages, epochs=args.qat_epochs,
+                                              learning_rate=args.qat_learning_rate, output_path=args.out, spec=loaded.spec)
+    else:
+        if args.quantize == "int8":
+            representative = calibration.folder_faces(args.calibration_dir, size, limit=args.calibration_count)
+            print(f"calibrating on {len(representative)} faces from {args.calibration_dir}")
+        flatbuffer = convert_to_tflite(
+            model, args.out, quantize=args.quantize, representative_images=representative,
+            int8_input_type=args.int8_input, spec=loaded.spec,
+            int8_head_weights=args.per_unit_dense_weights and args.quantize == "int8",
+            dynamic_per_channel_dense=args.per_unit_dense_weights and args.quantize == "dynamic",
+        )
     runner = TFLiteModel(flatbuffer, num_threads=1)
     print(f"wrote {args.out}: {len(flatbuffer) / 1024:.1f} KiB, {args.quantize}, input {runner.input_dtype}; "
           f"XNNPACK {runner.delegation().summary()}")
@@ -72,9 +88,13 @@ def add_parser(commands) -> None:
     )
     add_model_arguments(parser, help_text=MODEL_HELP.replace(".keras or .tflite file", ".keras file"))
     parser.add_argument("--out", required=True, help="destination .tflite")
-    parser.add_argument("--quantize", choices=QUANTIZE_MODES, default="none", help="[none]")
-    parser.add_argument("--calibration-dir", help="folder of real aligned face crops for int8 calibration")
+    parser.add_argument("--quantize", choices=(*QUANTIZE_MODES, QAT), default="none",
+                        help="[none]; qat: int8 after quantization-aware fine-tuning on --calibration-dir")
+    parser.add_argument("--calibration-dir", help="folder of real aligned face crops for int8 calibration "
+                        "(qat: UTKFace-style, ages first in the file names; also the fine-tuning faces)")
     parser.add_argument("--calibration-count", type=int, default=300, help="faces used for calibration [300]")
+    parser.add_argument("--qat-epochs", type=int, default=1, help="qat: fine-tuning epochs [1]")
+    parser.add_argument("--qat-learning-rate", type=float, default=1e-4, help="qat: Adam learning rate [1e-4]")
     parser.add_argument("--per-unit-dense-weights", action="store_true",
                         help="NEEDS TFLite/LiteRT >= 2.17 (older runtimes refuse the file): int8 dense weights with "
                         "one scale per output unit; int8: the float head's too (-6 KiB of SSR-Net's 67 KiB); "

@@ -104,21 +104,19 @@ def export_every_mode(
 
 
 def _ssrnet(weights: Optional[PathLike]) -> NamedModel:
-    from ssrnet_tf.export import qat  # pylint: disable=import-outside-toplevel
+    from ssrnet_tf.export import qat_export  # pylint: disable=import-outside-toplevel
     from ssrnet_tf.models import build_ssrnet  # pylint: disable=import-outside-toplevel
     from ssrnet_tf.pretrained import load_reference_ssrnet  # pylint: disable=import-outside-toplevel
 
     model = load_reference_ssrnet(weights) if weights else build_ssrnet()
-    return NamedModel(
-        "ssrnet", model, lambda faces: qat.quantize_aware_model(qat.to_tf_keras_ssrnet(model), faces)
-    )
+    return NamedModel("ssrnet", model, lambda faces: qat_export.quantize_aware(model, faces))
 
 
 def _backbone(head: str, extra_heads: Sequence[str] = (), modes: Optional[Sequence[str]] = None, faces=None) -> NamedModel:
     import keras  # pylint: disable=import-outside-toplevel
 
     from ssrnet_tf import heads  # pylint: disable=import-outside-toplevel
-    from ssrnet_tf.export import qat_backbone  # pylint: disable=import-outside-toplevel
+    from ssrnet_tf.export import qat_export  # pylint: disable=import-outside-toplevel
     from ssrnet_tf.export.compatibility import faces_at  # pylint: disable=import-outside-toplevel
     from ssrnet_tf.models.age_model import build_age_model  # pylint: disable=import-outside-toplevel
 
@@ -130,9 +128,7 @@ def _backbone(head: str, extra_heads: Sequence[str] = (), modes: Optional[Sequen
     if faces is not None:
         batch_norm_statistics_from(task.model, faces_at(faces, 64))
     name = "_".join(["mobilenet_v2", head, *extra_heads])
-    return NamedModel(
-        name, task.model, lambda faces: qat_backbone.quantize_aware_backbone_model(task.model, faces), modes
-    )
+    return NamedModel(name, task.model, lambda faces: qat_export.quantize_aware(task.model, faces), modes)
 
 
 def _leaf_layers(model):

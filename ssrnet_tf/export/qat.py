@@ -1,30 +1,29 @@
-"""Quantization-aware training (QAT) of SSR-Net for an int8 TFLite export.
+"""Quantization-aware training (QAT) of an age model for an int8 TFLite export.
 
 TensorFlow Model Optimization (``tfmot``) only accepts ``tf_keras`` (Keras 2)
-models; SSR-Net is a Keras 3 model. The QAT path therefore goes through a
-``tf_keras`` twin of the network:
+models; every ssrnet_tf model is a Keras 3 model. The QAT path therefore goes
+through a ``tf_keras`` twin, the same way for SSR-Net and for a Keras
+Applications backbone with heads:
 
-1. **tf_keras copy.** :func:`build_tf_keras_ssrnet` builds the architecture of
-   :func:`ssrnet_tf.models.build_ssrnet` again with ``tf_keras`` layers and
-   the same layer names. The two custom layers get ``tf_keras``
-   implementations with the same semantics:
-   :class:`TfKerasSoftStagewiseRegression` (SSR-Net eq. 7, division guard
-   ``min_scale``, clamp at 0 at inference) and :class:`TfKerasStaticFlatten`
-   (one static ``RESHAPE``). Average pools are built directly as the
-   equivalent depthwise convolutions with constant ``1 / k^2`` weights, as
+1. **tf_keras twin.** :func:`ssrnet_tf.export.tf_keras_twin.to_tf_keras_twin`
+   translates the Keras 3 graph layer by layer (table
+   :data:`~ssrnet_tf.export.tf_keras_twin.TWINS`), names and weights
+   included. Average pools become constant depthwise convolutions, as
    :func:`ssrnet_tf.export.int8_friendly.average_pools_as_depthwise` does for
-   the post-training (PTQ) int8 export: XNNPACK has no int8
-   ``AVERAGE_POOL_2D``. :func:`to_tf_keras_ssrnet` copies the weights of a
-   Keras 3 SSR-Net into it layer by layer, by name.
-2. **Annotation.** :func:`quantize_aware_model` annotates exactly what the PTQ
-   int8 export quantizes (``quantize_annotate_layer``): the convolutions,
-   batch normalisations, activations and pools of the two streams, the 1x1
-   fusion convolutions and the depthwise "average pools". The head (dense,
-   multiply, flatten, dropout and eq. 7) is left unannotated and stays
-   float32, for the reasons given in :mod:`ssrnet_tf.export.int8_friendly`
-   (dead ReLU units of the published weights, products and the division of
-   eq. 7). ``quantize_apply`` then inserts the fake-quantization ops, inside
-   ``quantize_scope`` so that it can clone the custom layers.
+   the post-training (PTQ) int8 export (XNNPACK has no int8
+   ``AVERAGE_POOL_2D``), and a backbone's pixel normalisation a frozen 1x1
+   convolution.
+2. **Annotation.** :func:`quantize_aware_model` keeps the ``"age"`` output
+   and annotates exactly what the PTQ int8 export quantizes
+   (:func:`int8_layer_names`, ``quantize_annotate_layer``): the
+   convolutions, batch normalisations, activations and pools of SSR-Net's
+   streams and fusion blocks, or the whole of a MobileNet backbone. The head
+   (dense, multiply, softmax, eq. 7, expected values) is left unannotated and
+   stays float32, for the reasons given in
+   :mod:`ssrnet_tf.export.int8_friendly` (dead ReLU units of the published
+   weights, products and the division of eq. 7; a 101-way softmax's small
+   probabilities). ``quantize_apply`` then inserts the fake-quantization ops,
+   inside ``quantize_scope`` so that it can clone the custom layers.
 3. **Batch normalisation.** tfmot's default 8-bit scheme does not fold BN into
    the convolution while training. Its layout transforms match
    ``Conv2D -> BatchNormalization -> Activation('relu')`` (stream 1;
@@ -59,7 +58,8 @@ models; SSR-Net is a Keras 3 model. The QAT path therefore goes through a
    (:func:`ssrnet_tf.export.flatbuffer.compact_flatbuffer`) and the
    :class:`ssrnet_tf.model_spec.ModelSpec` is embedded.
 
-:func:`qat_ssrnet_to_tflite` runs all of it in one call.
+:func:`ssrnet_tf.export.qat_export.qat_to_tflite` runs all of it in one call
+(``ssrnet-tf export --quantize qat``).
 
 Importing tensorflow-model-optimization sets the environment variable
 ``TF_USE_LEGACY_KERAS=1`` for the whole process; this module restores the
@@ -67,10 +67,11 @@ previous value, so Keras 3 code (and child processes) are not affected.
 
 Example:
     >>> from ssrnet_tf import pretrained
-    >>> from ssrnet_tf.export import qat
+    >>> from ssrnet_tf.export import qat, tf_keras_twin
     >>> model = pretrained.load_pretrained("imdb")
-    >>> flatbuffer = qat.qat_ssrnet_to_tflite(
-    ...     model, faces, ages, epochs=1, output_path="ssrnet_qat.tflite")
+    >>> qat_model = qat.quantize_aware_model(tf_keras_twin.to_tf_keras_twin(model), faces[:500])
+    >>> qat.qat_finetune(qat_model, faces, ages, epochs=1)
+    >>> flatbuffer = qat.export_qat_tflite(qat_model, "ssrnet_qat.tflite")
 
 Reference:
     Jacob et al., "Quantization and Training of Neural Networks for Efficient
@@ -83,39 +84,18 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import io
-import math
 import os
 import warnings
-from typing import Dict, Optional, Tuple, Union
+from typing import Dict, List, Optional, Tuple, Union
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-try:
-    import tf_keras
-except ImportError as error:  # pragma: no cover - depends on the environment
-    raise ImportError(
-        "ssrnet_tf.export.qat needs tf_keras (tfmot does not accept Keras 3 "
-        "models): pip install tf_keras tensorflow-model-optimization"
-    ) from error
-
-from ssrnet_tf.models import ssrnet_config
+from ssrnet_tf.export import tf_keras_layers
+from ssrnet_tf.export.tf_keras_layers import tf_keras
 
 PathLike = Union[str, os.PathLike]
-
-#: Package under which the tf_keras layers below are registered.
-_PACKAGE = "ssrnet_tf"
-
-#: tf_keras layer types that QAT quantizes: the convolutional feature
-#: extractor, as in the PTQ int8 export. Everything else stays float.
-_QUANTIZED_TYPES = (
-    tf_keras.layers.Conv2D,
-    tf_keras.layers.DepthwiseConv2D,  # the average pools
-    tf_keras.layers.BatchNormalization,
-    tf_keras.layers.Activation,
-    tf_keras.layers.MaxPooling2D,
-)
 
 #: Names of the range variables tfmot gives a wrapped layer's activation
 #: quantizers (its kernel ranges are ``kernel`` / ``depthwise_kernel``).
@@ -142,390 +122,53 @@ def _tfmot():
     return tfmot
 
 
-# === tf_keras layers ===
-
-
-@tf_keras.saving.register_keras_serializable(package=_PACKAGE)
-class TfKerasSoftStagewiseRegression(tf_keras.layers.Layer):
-    """Soft stagewise regression (SSR-Net eq. 7) as a tf_keras layer.
-
-    The tf_keras twin of :class:`ssrnet_tf.layers.SoftStagewiseRegression`,
-    with the same arguments, inputs and semantics (``1 + lambda_d * Delta_k``
-    bounded below by ``min_scale``; ages clamped at 0 when not training)::
-
-        y = V * sum_k sum_i p_i^(k) * (i + lambda_local * eta_i^(k))
-                       / prod_{j<=k} s_j * (1 + lambda_d * Delta_j)
-
-    Args:
-        stage_bins: Sequence of ``s_k`` (each >= 1).
-        lambda_local: Weight of the bin shifts ``eta``.
-        lambda_d: Weight of the scale factors ``Delta``.
-        age_range: ``V``, the width of the age range.
-        min_scale: Lower bound of ``1 + lambda_d * Delta_k``.
-        **kwargs: Standard ``tf_keras.layers.Layer`` arguments.
-
-    Example:
-        >>> layer = TfKerasSoftStagewiseRegression(stage_bins=(3, 3, 3))
-        >>> layer([tf.ones((2, 3)) / 3] * 3 + [tf.zeros((2, 1))] * 3 + [tf.zeros((2, 3))] * 3).shape
-        TensorShape([2, 1])
-
-    Reference:
-        Yang et al., "SSR-Net: A Compact Soft Stagewise Regression Network
-        for Age Estimation", IJCAI 2018.
-    """
-
-    def __init__(self, stage_bins, lambda_local=1.0, lambda_d=1.0, age_range=101.0, min_scale=0.1, **kwargs):
-        super().__init__(**kwargs)
-        stage_bins = tuple(int(bins) for bins in stage_bins)
-        if not stage_bins or any(bins < 1 for bins in stage_bins):
-            raise ValueError(f"stage_bins must be one or more counts >= 1, got {stage_bins}.")
-        if not min_scale > 0:
-            raise ValueError(f"min_scale must be > 0, got {min_scale}.")
-        self.stage_bins = stage_bins
-        self.lambda_local = float(lambda_local)
-        self.lambda_d = float(lambda_d)
-        self.age_range = float(age_range)
-        self.min_scale = float(min_scale)
-
-    def call(self, inputs, training=None):
-        num_stages = len(self.stage_bins)
-        if len(inputs) != 3 * num_stages:
-            raise ValueError(
-                f"TfKerasSoftStagewiseRegression with {num_stages} stages expects "
-                f"{3 * num_stages} input tensors, got {len(inputs)}."
-            )
-        probabilities = inputs[:num_stages]
-        scales = inputs[num_stages : 2 * num_stages]
-        shifts = inputs[2 * num_stages :]
-        age = None
-        denominator = None
-        for bins, stage_p, stage_delta, stage_eta in zip(self.stage_bins, probabilities, scales, shifts):
-            index = tf.range(bins, dtype=stage_p.dtype)  # (s_k,)
-            expected_bin = tf.reduce_sum(
-                stage_p * (index + self.lambda_local * stage_eta), axis=-1, keepdims=True
-            )  # (batch, 1)
-            width = float(bins) * tf.maximum(1.0 + self.lambda_d * stage_delta, self.min_scale)  # (batch, 1)
-            denominator = width if denominator is None else denominator * width
-            term = expected_bin / denominator
-            age = term if age is None else age + term
-        age = self.age_range * age
-        if not training:
-            age = tf.maximum(age, 0.0)
-        return age
-
-    def compute_output_shape(self, input_shape):
-        return tf.TensorShape((input_shape[0][0], 1))
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "stage_bins": list(self.stage_bins),
-                "lambda_local": self.lambda_local,
-                "lambda_d": self.lambda_d,
-                "age_range": self.age_range,
-                "min_scale": self.min_scale,
-            }
-        )
-        return config
-
-
-@tf_keras.saving.register_keras_serializable(package=_PACKAGE)
-class TfKerasStaticFlatten(tf_keras.layers.Layer):
-    """Flattens to ``(-1, features)``: one static TFLite ``RESHAPE``.
-
-    The tf_keras twin of :class:`ssrnet_tf.layers.StaticFlatten`
-    (``tf_keras.layers.Flatten`` reshapes to ``(shape(x)[0], features)``,
-    which adds ``SHAPE``/``STRIDED_SLICE``/``PACK`` ops that XNNPACK does not
-    take).
-    """
-
-    def build(self, input_shape):
-        dims = tuple(tf.TensorShape(input_shape)[1:])
-        if any(d is None for d in dims):
-            raise ValueError(f"TfKerasStaticFlatten needs static feature dimensions, got {tuple(input_shape)}.")
-        self.features = int(math.prod(dims))
-        super().build(input_shape)
-
-    def call(self, inputs):
-        return tf.reshape(inputs, (-1, self.features))
-
-    def compute_output_shape(self, input_shape):
-        input_shape = tf.TensorShape(input_shape)
-        return tf.TensorShape((input_shape[0], int(math.prod(input_shape[1:]))))
-
-
-#: Custom objects for deserializing (and quantize-cloning) the tf_keras twin.
-CUSTOM_OBJECTS = {
-    "TfKerasSoftStagewiseRegression": TfKerasSoftStagewiseRegression,
-    "TfKerasStaticFlatten": TfKerasStaticFlatten,
-    f"{_PACKAGE}>TfKerasSoftStagewiseRegression": TfKerasSoftStagewiseRegression,
-    f"{_PACKAGE}>TfKerasStaticFlatten": TfKerasStaticFlatten,
-}
-
-
-# === tf_keras copy of SSR-Net ===
-
-
-def _average_pool(pool_size: int, name: str):
-    """A ``pool_size`` average pool as a frozen constant depthwise convolution."""
-    return tf_keras.layers.DepthwiseConv2D(
-        pool_size,
-        strides=pool_size,
-        padding="valid",
-        use_bias=False,
-        depthwise_initializer=tf_keras.initializers.Constant(1.0 / (pool_size * pool_size)),
-        trainable=False,
-        name=name,
-    )
-
-
-def _pool(kind: str, pool_size: int, name: str):
-    if kind == "average":
-        return _average_pool(pool_size, name)
-    return tf_keras.layers.MaxPooling2D(pool_size, name=name)
-
-
-def _stream(inputs, *, name: str, filters: int, activation: str, pooling: str):
-    """One stream, as :func:`ssrnet_tf.models.ssrnet._stream`: 4 tapped blocks."""
-    taps = []
-    x = inputs
-    for block in range(1, ssrnet_config.NUM_BLOCKS + 1):
-        prefix = f"{name}_block{block}"
-        x = tf_keras.layers.Conv2D(filters, 3, name=f"{prefix}_conv")(x)
-        x = tf_keras.layers.BatchNormalization(name=f"{prefix}_bn")(x)
-        x = tf_keras.layers.Activation(activation, name=f"{prefix}_act")(x)
-        if block < ssrnet_config.NUM_BLOCKS:
-            x = _pool(pooling, 2, f"{prefix}_pool")(x)
-        taps.append(x)
-    return taps
-
-
-def _fusion_block(relu_features, tanh_features, *, stage, bins, pool_size, filters, dropout, stage_activation):
-    """The fusion block, as :func:`ssrnet_tf.models.ssrnet_fusion.fusion_block`."""
-    prefix = f"stage{stage}"
-    branches = []
-    for stream, features, pooling in (("stream1", relu_features, "average"), ("stream2", tanh_features, "max")):
-        x = tf_keras.layers.Conv2D(filters, 1, activation="relu", name=f"{prefix}_{stream}_conv")(features)
-        if pool_size > 1:
-            x = _pool(pooling, pool_size, f"{prefix}_{stream}_pool")(x)
-        branches.append(TfKerasStaticFlatten(name=f"{prefix}_{stream}_flatten")(x))
-    relu_flat, tanh_flat = branches  # (b, g*g*filters) each
-    feature_product = tf_keras.layers.Multiply(name=f"{prefix}_feature_product")([tanh_flat, relu_flat])
-    scale = tf_keras.layers.Dense(1, activation="tanh", name=f"{prefix}_scale")(feature_product)  # (b, 1)
-    mapped = []
-    for stream, flat in (("stream2", tanh_flat), ("stream1", relu_flat)):
-        x = tf_keras.layers.Dropout(dropout, name=f"{prefix}_{stream}_dropout")(flat)
-        mapped.append(tf_keras.layers.Dense(bins, activation="relu", name=f"{prefix}_{stream}_dense")(x))
-    fused = tf_keras.layers.Multiply(name=f"{prefix}_fused_product")(mapped)
-    fused = tf_keras.layers.Dense(2 * bins, activation="relu", name=f"{prefix}_fused_dense")(fused)
-    probabilities = tf_keras.layers.Dense(bins, activation=stage_activation, name=f"{prefix}_probabilities")(
-        fused
-    )  # (b, s_k)
-    shift = tf_keras.layers.Dense(bins, activation="tanh", name=f"{prefix}_shift")(fused)  # (b, s_k)
-    return probabilities, scale, shift
-
-
-def build_tf_keras_ssrnet(config: Optional[ssrnet_config.SSRNetConfig] = None) -> "tf_keras.Model":
-    """Builds SSR-Net in tf_keras, layer names as in :func:`ssrnet_tf.models.build_ssrnet`.
-
-    Average pools are constant, frozen depthwise convolutions (the same
-    function, int8-delegable).
-
-    Args:
-        config: The hyper-parameters; defaults to the reference SSR-Net(3,3,3).
-
-    Returns:
-        An uncompiled ``tf_keras.Model`` named ``"ssrnet"``: raw 0-255 BGR
-        pixels in, ages ``(N, 1)`` out.
-    """
-    config = config or ssrnet_config.SSRNetConfig()
-    height, width, _ = config.input_shape
-    spatial = [
-        min(h, w)
-        for h, w in zip(ssrnet_config.stream_spatial_sizes(height), ssrnet_config.stream_spatial_sizes(width))
-    ]
-
-    # === Streams ===
-    inputs = tf_keras.Input(shape=config.input_shape, name="image")
-    stream_taps = [
-        _stream(inputs, name=name, filters=filters, activation=activation, pooling=pooling)
-        for (name, activation, pooling), filters in zip(
-            (("stream1", "relu", "average"), ("stream2", "tanh", "max")), config.stream_widths
-        )
-    ]
-
-    # === Fusion blocks ===
-    probabilities, scales, shifts = [], [], []
-    for stage, (bins, level) in enumerate(zip(config.stage_bins, config.resolved_stage_levels), start=1):
-        pool_size = min(2 ** (ssrnet_config.NUM_BLOCKS - level), spatial[level - 1])
-        p, delta, eta = _fusion_block(
-            stream_taps[0][level - 1],
-            stream_taps[1][level - 1],
-            stage=stage,
-            bins=bins,
-            pool_size=pool_size,
-            filters=config.fusion_filters,
-            dropout=config.dropout,
-            stage_activation=config.stage_activation,
-        )
-        probabilities.append(p)
-        scales.append(delta)
-        shifts.append(eta)
-
-    # === Soft stagewise regression ===
-    age = TfKerasSoftStagewiseRegression(
-        stage_bins=config.stage_bins,
-        lambda_local=config.lambda_local,
-        lambda_d=config.lambda_d,
-        age_range=config.age_range,
-        min_scale=config.min_scale,
-        name="age",
-    )(probabilities + scales + shifts)
-    return tf_keras.Model(inputs, age, name="ssrnet")
-
-
-def _tapped_level(keras3_model, layer_name: str) -> int:
-    """Stream block (1-4) whose output feeds ``layer_name``."""
-    producer = keras3_model.get_layer(layer_name).input._keras_history[0].name  # pylint: disable=protected-access
-    for level in range(1, ssrnet_config.NUM_BLOCKS + 1):
-        if producer.startswith(f"stream1_block{level}_"):
-            return level
-    raise ValueError(f"'{layer_name}' is fed by '{producer}', not by a stream block; is this an SSR-Net?")
-
-
-def infer_ssrnet_config(keras3_model) -> ssrnet_config.SSRNetConfig:
-    """Reads the :class:`SSRNetConfig` of a Keras 3 SSR-Net off its layers.
-
-    Args:
-        keras3_model: A model from :func:`ssrnet_tf.models.build_ssrnet` (or
-            loaded from a ``.keras`` file saved from one).
-
-    Returns:
-        The config that rebuilds the same architecture.
-
-    Raises:
-        ValueError: If the model lacks SSR-Net's layer names.
-    """
-    try:
-        age = keras3_model.get_layer("age").get_config()
-        num_stages = len(age["stage_bins"])
-        return ssrnet_config.SSRNetConfig(
-            input_shape=tuple(keras3_model.input_shape[1:]),
-            stage_bins=tuple(age["stage_bins"]),
-            lambda_local=age["lambda_local"],
-            lambda_d=age["lambda_d"],
-            age_range=age["age_range"],
-            min_scale=age["min_scale"],
-            stream_widths=tuple(keras3_model.get_layer(f"{s}_block1_conv").filters for s in ("stream1", "stream2")),
-            fusion_filters=keras3_model.get_layer("stage1_stream1_conv").filters,
-            dropout=keras3_model.get_layer("stage1_stream1_dropout").rate,
-            stage_activation=keras3_model.get_layer("stage1_probabilities").get_config()["activation"],
-            stage_levels=tuple(
-                _tapped_level(keras3_model, f"stage{k}_stream1_conv") for k in range(1, num_stages + 1)
-            ),
-        )
-    except (KeyError, ValueError) as error:
-        raise ValueError(f"cannot read an SSR-Net config off '{keras3_model.name}': {error}") from None
-
-
-def _check_config(keras3_model, config: ssrnet_config.SSRNetConfig) -> None:
-    """Raises if the weight-free settings of ``keras3_model`` differ from ``config``."""
-    if tuple(keras3_model.input_shape[1:]) != tuple(config.input_shape):
-        raise ValueError(
-            f"the Keras 3 model takes {tuple(keras3_model.input_shape[1:])} inputs, the config "
-            f"{tuple(config.input_shape)}; pass the config the model was built with."
-        )
-    try:
-        age_config = keras3_model.get_layer("age").get_config()
-    except ValueError:
-        raise ValueError(f"'{keras3_model.name}' has no 'age' layer; is it an SSR-Net?") from None
-    expected = {
-        "stage_bins": list(config.stage_bins),
-        "lambda_local": config.lambda_local,
-        "lambda_d": config.lambda_d,
-        "age_range": config.age_range,
-        "min_scale": config.min_scale,
-    }
-    differing = {key: (age_config.get(key), value) for key, value in expected.items() if age_config.get(key) != value}
-    if differing:
-        raise ValueError(
-            f"the Keras 3 model's eq. 7 settings differ from the config (model, config): {differing}; "
-            "pass the config the model was built with."
-        )
-
-
-def _layers_with_weights(keras3_model):
-    """The layers of a Keras 3 model that hold weights, nested models flattened."""
-    for layer in keras3_model.layers:
-        if isinstance(layer, keras.Model):
-            yield from _layers_with_weights(layer)
-        elif layer.weights:
-            yield layer
-
-
-def transfer_weights(keras3_model, tf_keras_model) -> None:
-    """Copies weights from a Keras 3 model into its tf_keras twin, by layer name.
-
-    Nested Keras 3 models (a Keras Applications backbone) are searched too.
-    Frozen constant layers of the twin (``trainable=False``: the depthwise
-    "average pools", a backbone's pixel normalisation as a 1x1 convolution)
-    keep their constant weights unless the Keras 3 model has a same-named
-    layer with weights (e.g. a model rewritten by
-    :func:`ssrnet_tf.export.int8_friendly.average_pools_as_depthwise`).
-
-    Raises:
-        ValueError: Naming a layer with weights that has no counterpart, or a
-            weight of the wrong shape.
-    """
-    sources = {layer.name: layer for layer in _layers_with_weights(keras3_model)}
-    copied = set()
-    for layer in tf_keras_model.layers:
-        if not layer.weights:
-            continue
-        source = sources.get(layer.name)
-        if source is None:
-            if not layer.trainable:
-                continue  # a constant layer of the twin
-            raise ValueError(f"layer '{layer.name}' of the tf_keras copy has no counterpart in '{keras3_model.name}'.")
-        values = source.get_weights()
-        expected = [tuple(w.shape) for w in layer.get_weights()]
-        if [tuple(v.shape) for v in values] != expected:
-            raise ValueError(
-                f"layer '{layer.name}': Keras 3 weights have shapes {[tuple(v.shape) for v in values]}, "
-                f"the tf_keras copy expects {expected}; pass the config the model was built with."
-            )
-        layer.set_weights(values)
-        copied.add(layer.name)
-    left = sorted(set(sources) - copied)
-    if left:
-        raise ValueError(f"layers {left} of '{keras3_model.name}' have no counterpart in the tf_keras copy.")
-
-
-def to_tf_keras_ssrnet(keras3_model, config: Optional[ssrnet_config.SSRNetConfig] = None) -> "tf_keras.Model":
-    """The tf_keras twin of a Keras 3 SSR-Net, with its weights.
-
-    Args:
-        keras3_model: A model from :func:`ssrnet_tf.models.build_ssrnet` or
-            :func:`ssrnet_tf.pretrained.load_reference_ssrnet`.
-        config: The config it was built with; default read off the model
-            (:func:`infer_ssrnet_config`).
-
-    Returns:
-        A ``tf_keras.Model`` computing the same function (average pools as
-        depthwise convolutions).
-
-    Raises:
-        ValueError: If the model does not match ``config``.
-    """
-    config = config or infer_ssrnet_config(keras3_model)
-    _check_config(keras3_model, config)
-    model = build_tf_keras_ssrnet(config)
-    transfer_weights(keras3_model, model)
-    return model
-
-
 # === Quantization-aware model ===
+
+
+#: tf_keras layer types an int8 export keeps in float: the head (as
+#: :func:`ssrnet_tf.export.int8_friendly.float_head_layer_names`).
+_FLOAT_HEAD_TYPES = (tf_keras.layers.Dense, tf_keras.layers.Multiply, tf_keras.layers.Softmax)
+#: Layers without arithmetic, left unannotated.
+_PASSIVE_TYPES = (tf_keras.layers.InputLayer, tf_keras.layers.Dropout, tf_keras_layers.TfKerasStaticFlatten)
+
+
+def age_model(twin, output: str = "age") -> "tf_keras.Model":
+    """The twin with its ``output`` only (the layers of other outputs dropped).
+
+    Raises:
+        ValueError: If the twin has no such output.
+    """
+    if output not in twin.output:
+        raise ValueError(f"'{twin.name}' has no output {output!r}; outputs: {sorted(twin.output)}.")
+    return tf_keras.Model(twin.inputs, twin.output[output], name=twin.name)
+
+
+def quantizable(layer, registry=None) -> bool:
+    """Whether tfmot's default 8-bit scheme quantizes ``layer`` of a tf_keras twin."""
+    registry = registry or _tfmot().quantization.keras.default_8bit.Default8BitQuantizeRegistry()
+    if isinstance(layer, tf_keras.layers.BatchNormalization):
+        # Only folded into a preceding convolution by tfmot's transforms.
+        producer = layer._inbound_nodes[0].inbound_layers  # pylint: disable=protected-access
+        return isinstance(producer, (tf_keras.layers.Conv2D, tf_keras.layers.DepthwiseConv2D))
+    return registry.supports(layer)
+
+
+def int8_layer_names(float_model) -> List[str]:
+    """The layers of a twin that QAT quantizes: what the post-training int8 export does.
+
+    Every layer but the float head (dense, multiply, softmax and the custom
+    layers: eq. 7, expected values), the layers without arithmetic (input,
+    dropout, flatten) and those tfmot cannot quantize: the convolutions,
+    batch normalisations, activations and pools of SSR-Net's streams and
+    fusion blocks, the whole of a MobileNet backbone.
+    """
+    registry = _tfmot().quantization.keras.default_8bit.Default8BitQuantizeRegistry()
+    custom = tuple(type(layer) for layer in float_model.layers if type(layer).__module__ == tf_keras_layers.__name__)
+    return [
+        layer.name
+        for layer in float_model.layers
+        if not isinstance(layer, _FLOAT_HEAD_TYPES + _PASSIVE_TYPES + custom) and quantizable(layer, registry)
+    ]
 
 
 def quantize_aware_model(
@@ -535,16 +178,17 @@ def quantize_aware_model(
     freeze_batch_norm: bool = True,
     batch_size: int = 64,
 ) -> "tf_keras.Model":
-    """Prepares the tf_keras SSR-Net for QAT: the conv feature extractor only.
+    """The QAT model of a tf_keras twin: its ``"age"`` output, the feature extractor int8.
 
-    Annotates every Conv2D / DepthwiseConv2D, BatchNormalization, Activation
-    and MaxPooling2D layer with ``quantize_annotate_layer`` and applies
-    ``quantize_apply`` (tfmot's default 8-bit scheme: per-channel symmetric
-    kernels, per-tensor asymmetric activations). Dense, Multiply, flatten,
-    dropout and eq. 7 stay float.
+    Annotates :func:`int8_layer_names` with ``quantize_annotate_layer`` and
+    applies ``quantize_apply`` (tfmot's default 8-bit scheme: per-channel
+    symmetric kernels, per-tensor asymmetric activations); the head stays
+    float, as in the post-training int8 export.
 
     Args:
-        tf_keras_model: From :func:`to_tf_keras_ssrnet` (weights are copied).
+        tf_keras_model: A twin from
+            :func:`ssrnet_tf.export.tf_keras_twin.to_tf_keras_twin`
+            (weights are copied), with an ``"age"`` output.
         representative_images: float32 raw 0-255 BGR faces ``(N, H, W, 3)``
             that set the quantization ranges
             (:func:`calibrate_quantization_ranges`); without them the ranges
@@ -554,23 +198,26 @@ def quantize_aware_model(
         batch_size: Batch size of the calibration passes.
 
     Returns:
-        The QAT ``tf_keras.Model`` (uncompiled).
+        The QAT ``tf_keras.Model`` (uncompiled) from raw pixels to ages
+        ``(N, 1)``.
 
     Raises:
         ValueError: If the model has an ``AveragePooling2D`` (XNNPACK has no
-            int8 average pool; build it with :func:`build_tf_keras_ssrnet`).
+            int8 average pool; the twin has depthwise average pools) or no
+            ``"age"`` output.
     """
     if any(isinstance(layer, tf_keras.layers.AveragePooling2D) for layer in tf_keras_model.layers):
         raise ValueError(
             "the model has AveragePooling2D layers, which XNNPACK cannot run in int8; "
-            "build it with build_tf_keras_ssrnet / to_tf_keras_ssrnet (depthwise average pools)."
+            "build it with ssrnet_tf.export.tf_keras_twin.to_tf_keras_twin (depthwise average pools)."
         )
-
+    float_model = age_model(tf_keras_model)  # shares the layers of tf_keras_model
+    quantized = set(int8_layer_names(float_model))
     qat_model = annotate_and_apply(
-        tf_keras_model, lambda layer: isinstance(layer, _QUANTIZED_TYPES), freeze_batch_norm=freeze_batch_norm
+        float_model, lambda layer: layer.name in quantized, freeze_batch_norm=freeze_batch_norm
     )
     if representative_images is not None:
-        calibrate_quantization_ranges(qat_model, tf_keras_model, representative_images, batch_size=batch_size)
+        calibrate_quantization_ranges(qat_model, float_model, representative_images, batch_size=batch_size)
     return qat_model
 
 
@@ -612,7 +259,7 @@ def annotate_and_apply(tf_keras_model, quantized, *, freeze_batch_norm: bool = T
     for layer in tf_keras_model.layers:
         if layer.weights:
             targets[layer.name].set_weights(layer.get_weights())
-    with tfmot.quantization.keras.quantize_scope({**CUSTOM_OBJECTS, **(custom_objects or {})}):
+    with tfmot.quantization.keras.quantize_scope({**tf_keras_layers.CUSTOM_OBJECTS, **(custom_objects or {})}):
         qat_model = tfmot.quantization.keras.quantize_apply(annotated)
     _freeze_quantized_kernels_of_frozen_layers(qat_model)
     return qat_model
@@ -775,7 +422,7 @@ def _variable_key(name: str) -> str:
 
 
 def restore_float_weights(qat_model, keras3_model):
-    """Copies the (fine-tuned) float weights of a QAT model into a Keras 3 SSR-Net.
+    """Copies the (fine-tuned) float weights of a QAT model into its Keras 3 model.
 
     The kernels under the fake quantization are ordinary float weights; this
     gives the float model that the QAT export approximates, e.g. to compare
@@ -783,8 +430,8 @@ def restore_float_weights(qat_model, keras3_model):
 
     Args:
         qat_model: From :func:`quantize_aware_model`.
-        keras3_model: An SSR-Net of the same config (its weights are
-            replaced).
+        keras3_model: A flat Keras 3 model of the same architecture (its
+            weights are replaced), e.g. an SSR-Net of the same config.
 
     Returns:
         ``keras3_model``.
@@ -866,45 +513,3 @@ def export_qat_tflite(
         # The converter stores the float head's big kernels per unit (TFLite 2.17+).
         flatbuffer, _ = per_tensor_hybrid_fully_connected(flatbuffer)
     return finish_flatbuffer(flatbuffer, strip_names=strip_names, spec=spec, output_path=output_path)
-
-
-def qat_ssrnet_to_tflite(
-    keras3_model,
-    faces: np.ndarray,
-    ages: np.ndarray,
-    *,
-    config: Optional[ssrnet_config.SSRNetConfig] = None,
-    epochs: int = 1,
-    batch_size: int = 32,
-    learning_rate: float = 1e-4,
-    calibration_size: int = 500,
-    output_path: Optional[PathLike] = None,
-    spec=None,
-) -> bytes:
-    """Keras 3 SSR-Net -> QAT fine-tuning -> int8 ``.tflite``, in one call.
-
-    Args:
-        keras3_model: A trained Keras 3 SSR-Net.
-        faces: float32 raw 0-255 BGR faces for calibration and fine-tuning
-            (keep evaluation faces out).
-        ages: Their ages ``(N,)``.
-        config: The config the model was built with (default: reference).
-        epochs, batch_size, learning_rate: The :class:`QATSchedule`
-            (``epochs=0``: the calibrated QAT graph, not fine-tuned).
-        calibration_size: Faces (the first ones) that set the initial
-            quantization ranges.
-        output_path: If given, the ``.tflite`` is written there.
-        spec: The :class:`ssrnet_tf.model_spec.ModelSpec` to embed; default
-            read off the model (:meth:`ModelSpec.for_model`).
-
-    Returns:
-        The flatbuffer bytes.
-    """
-    from ssrnet_tf.model_spec import ModelSpec  # pylint: disable=import-outside-toplevel
-
-    schedule = QATSchedule(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate)
-    float_model = to_tf_keras_ssrnet(keras3_model, config)
-    qat_model = quantize_aware_model(float_model, np.asarray(faces)[:calibration_size])
-    qat_finetune(qat_model, faces, ages, schedule)
-    spec = spec if spec is not None else ModelSpec.for_model(keras3_model, architecture="ssrnet (QAT int8)")
-    return export_qat_tflite(qat_model, output_path, spec=spec)
