@@ -160,6 +160,11 @@ def read_keras_spec(path: PathLike) -> Optional[ModelSpec]:
 def load_keras(path: PathLike):
     """Loads a ``.keras`` model and its spec.
 
+    An SSR-Net saved before every model returned a dict (its output the bare
+    ``(N, 1)`` age tensor) is rebuilt with dict outputs ``{"age": ...}``, its
+    weights transferred by layer name
+    (:func:`ssrnet_tf.models.ssrnet.upgrade_single_output`).
+
     Returns:
         ``(model, spec)``; ``spec`` is ``None`` for files saved without one.
 

@@ -232,3 +232,20 @@ def test_qat_int8_export_of_published_ssrnet(reference_dir, utkface_dir, tmp_pat
     # Fine-tuning on UTKFace also adapts the IMDB model to UTKFace, so its MAE
     # may drop by more than 0.15 years; it must not rise by more.
     assert qat_mae <= float_mae + 0.15, (qat_mae, float_mae)
+
+
+@pytest.mark.slow
+def test_cli_export_quantize_qat_passes_the_check(reference_dir, utkface_dir, tmp_path, capsys):
+    """``ssrnet-tf export --quantize qat`` reaches the same QAT path, with the same ``--check`` as PTQ."""
+    from ssrnet_tf import cli
+
+    out = tmp_path / "imdb_qat.tflite"
+    code = cli.main([
+        "export", str(reference_dir / IMDB), "--out", str(out), "--quantize", "qat",
+        "--calibration-dir", str(utkface_dir), "--calibration-count", "300", "--qat-epochs", "0",
+        "--check", str(utkface_dir), "--check-count", "300", "--max-mae-drop", "0.15",
+    ])
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    assert "qat .tflite" in printed and TFLiteModel(out).delegation().fully_delegated
+    assert model_spec.read_tflite_spec(out).outputs == {"age": "age in years, float32 (N, 1)"}

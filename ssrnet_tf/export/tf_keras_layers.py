@@ -21,6 +21,8 @@ except ImportError as error:  # pragma: no cover - depends on the environment
         "pip install tf_keras tensorflow-model-optimization"
     ) from error
 
+from ssrnet_tf.layers import soft_stagewise_regression  # noqa: E402  (after the tf_keras check)
+
 #: Package under which the tf_keras layers are registered.
 _PACKAGE = "ssrnet_tf"
 
@@ -30,7 +32,9 @@ class TfKerasSoftStagewiseRegression(tf_keras.layers.Layer):
     """Soft stagewise regression (SSR-Net eq. 7) as a tf_keras layer.
 
     The tf_keras twin of :class:`ssrnet_tf.layers.SoftStagewiseRegression`,
-    with the same arguments, inputs and semantics (``1 + lambda_d * Delta_k``
+    computing it with the same function
+    (:func:`ssrnet_tf.layers.soft_stagewise_regression.stagewise_age`), with
+    the same arguments, inputs and semantics (``1 + lambda_d * Delta_k``
     bounded below by ``min_scale``; ages clamped at 0 when not training)::
 
         y = V * sum_k sum_i p_i^(k) * (i + lambda_local * eta_i^(k))
@@ -56,57 +60,21 @@ class TfKerasSoftStagewiseRegression(tf_keras.layers.Layer):
 
     def __init__(self, stage_bins, lambda_local=1.0, lambda_d=1.0, age_range=101.0, min_scale=0.1, **kwargs):
         super().__init__(**kwargs)
-        stage_bins = tuple(int(bins) for bins in stage_bins)
-        if not stage_bins or any(bins < 1 for bins in stage_bins):
-            raise ValueError(f"stage_bins must be one or more counts >= 1, got {stage_bins}.")
-        if not min_scale > 0:
-            raise ValueError(f"min_scale must be > 0, got {min_scale}.")
-        self.stage_bins = stage_bins
+        self.stage_bins = soft_stagewise_regression.check_stage_bins(stage_bins, min_scale)
         self.lambda_local = float(lambda_local)
         self.lambda_d = float(lambda_d)
         self.age_range = float(age_range)
         self.min_scale = float(min_scale)
 
     def call(self, inputs, training=None):
-        num_stages = len(self.stage_bins)
-        if len(inputs) != 3 * num_stages:
-            raise ValueError(
-                f"TfKerasSoftStagewiseRegression with {num_stages} stages expects "
-                f"{3 * num_stages} input tensors, got {len(inputs)}."
-            )
-        probabilities = inputs[:num_stages]
-        scales = inputs[num_stages : 2 * num_stages]
-        shifts = inputs[2 * num_stages :]
-        age = None
-        denominator = None
-        for bins, stage_p, stage_delta, stage_eta in zip(self.stage_bins, probabilities, scales, shifts):
-            index = tf.range(bins, dtype=stage_p.dtype)  # (s_k,)
-            expected_bin = tf.reduce_sum(
-                stage_p * (index + self.lambda_local * stage_eta), axis=-1, keepdims=True
-            )  # (batch, 1)
-            width = float(bins) * tf.maximum(1.0 + self.lambda_d * stage_delta, self.min_scale)  # (batch, 1)
-            denominator = width if denominator is None else denominator * width
-            term = expected_bin / denominator
-            age = term if age is None else age + term
-        age = self.age_range * age
-        if not training:
-            age = tf.maximum(age, 0.0)
-        return age
+        return soft_stagewise_regression.stagewise_age(self, inputs, training)
 
     def compute_output_shape(self, input_shape):
         return tf.TensorShape((input_shape[0][0], 1))
 
     def get_config(self):
         config = super().get_config()
-        config.update(
-            {
-                "stage_bins": list(self.stage_bins),
-                "lambda_local": self.lambda_local,
-                "lambda_d": self.lambda_d,
-                "age_range": self.age_range,
-                "min_scale": self.min_scale,
-            }
-        )
+        config.update(soft_stagewise_regression.stage_config(self))
         return config
 
 

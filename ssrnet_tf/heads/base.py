@@ -137,6 +137,28 @@ class Head(abc.ABC):
         return f"{type(self).__name__}({arguments})"
 
 
+class AgeOnlyHead(Head):
+    """An age head whose one output is ``"age"``, trained on the raw age.
+
+    Implements :attr:`output_names`, :meth:`metrics` (MAE in years) and
+    :meth:`encode_targets` (the age column) for heads such as
+    :class:`ssrnet_tf.heads.RegressionHead` and
+    :class:`ssrnet_tf.heads.SSRNetHead`.
+    """
+
+    is_age_head = True
+
+    @property
+    def output_names(self) -> tuple:
+        return (AGE_OUTPUT,)
+
+    def metrics(self) -> Dict[str, list]:
+        return age_metrics()
+
+    def encode_targets(self, labels: Mapping[str, np.ndarray]) -> Dict[str, np.ndarray]:
+        return {AGE_OUTPUT: age_target(ages_from(labels))}
+
+
 def ages_from(labels: Mapping[str, np.ndarray]) -> np.ndarray:
     """The checked ``"age"`` labels of ``labels`` as float64 ``(N,)``.
 
@@ -151,6 +173,17 @@ def ages_from(labels: Mapping[str, np.ndarray]) -> np.ndarray:
 def age_target(ages: np.ndarray) -> np.ndarray:
     """Raw ages as the float32 ``(N, 1)`` target of an ``"age"`` output."""
     return np.asarray(ages, dtype=np.float32).reshape(-1, 1)
+
+
+#: Losses on the raw age that :func:`age_loss` makes.
+AGE_LOSSES = ("mae", "mse")
+
+
+def age_loss(kind: str) -> keras.losses.Loss:
+    """A fresh MAE (``"mae"``) or MSE (``"mse"``) loss on the raw age."""
+    if kind not in AGE_LOSSES:
+        raise ValueError(f"loss must be one of {AGE_LOSSES}, got {kind!r}.")
+    return keras.losses.MeanAbsoluteError() if kind == "mae" else keras.losses.MeanSquaredError()
 
 
 def age_metrics() -> Dict[str, list]:

@@ -11,7 +11,7 @@ from ssrnet_tf.heads import base
 from ssrnet_tf.heads import encodings
 
 #: Losses of :class:`RegressionHead`.
-REGRESSION_LOSSES = ("mae", "mse")
+REGRESSION_LOSSES = base.AGE_LOSSES
 #: Ways :class:`DEXHead` turns class probabilities into an age.
 DEX_PREDICTIONS = ("expectation", "arg_max")
 #: Name of the DEX class-probability output.
@@ -21,7 +21,7 @@ DEX_CLASSES_OUTPUT = "age_classes"
 _DEX_CLASSIFIER_SUFFIX = "classes"
 
 
-class RegressionHead(base.Head):
+class RegressionHead(base.AgeOnlyHead):
     """Plain age regression: one linear unit, trained with MAE or MSE.
 
     The age is ``age_offset + age_scale * Dense(1)(features)``; the fixed
@@ -49,8 +49,6 @@ class RegressionHead(base.Head):
         (None, 1)
     """
 
-    is_age_head = True
-
     def __init__(
         self,
         loss: str = "mae",
@@ -69,10 +67,6 @@ class RegressionHead(base.Head):
         self.age_scale = float(age_scale)
         self.age_offset = float(age_offset)
 
-    @property
-    def output_names(self) -> tuple:
-        return (base.AGE_OUTPUT,)
-
     def build_outputs(self, features):
         self._check_features(features)
         units = keras.layers.Dense(1, name=self._layer_name("dense"))(features)
@@ -82,18 +76,11 @@ class RegressionHead(base.Head):
         return {base.AGE_OUTPUT: age}
 
     def losses(self) -> Dict[str, keras.losses.Loss]:
-        loss = keras.losses.MeanAbsoluteError() if self.loss == "mae" else keras.losses.MeanSquaredError()
-        return {base.AGE_OUTPUT: loss}
+        return {base.AGE_OUTPUT: base.age_loss(self.loss)}
 
     def loss_weights(self) -> Dict[str, float]:
         weight = self.loss_weight if self.loss == "mae" else self.loss_weight / self.age_scale**2
         return {base.AGE_OUTPUT: weight}
-
-    def metrics(self) -> Dict[str, list]:
-        return base.age_metrics()
-
-    def encode_targets(self, labels: Mapping[str, np.ndarray]) -> Dict[str, np.ndarray]:
-        return {base.AGE_OUTPUT: base.age_target(base.ages_from(labels))}
 
     def get_config(self) -> dict:
         config = super().get_config()

@@ -13,11 +13,7 @@ from ssrnet_tf.models import ssrnet_config
 from ssrnet_tf.models.ssrnet_backbone import feature_map_name
 from ssrnet_tf.models.ssrnet_fusion import fusion_block
 
-#: Losses of :class:`SSRNetHead` on the age (the paper trains with L1).
-SSRNET_LOSSES = ("mae", "mse")
-
-
-class SSRNetHead(base.Head):
+class SSRNetHead(base.AgeOnlyHead):
     """SSR-Net's fusion blocks and soft stagewise regression on two streams.
 
     Stage ``k`` taps both streams of :func:`ssrnet_tf.models.
@@ -68,7 +64,6 @@ class SSRNetHead(base.Head):
         for Age Estimation", IJCAI 2018.
     """
 
-    is_age_head = True
     takes_feature_maps = True
 
     def __init__(
@@ -86,8 +81,7 @@ class SSRNetHead(base.Head):
         name: str = "ssrnet",
     ):
         super().__init__(name)
-        if loss not in SSRNET_LOSSES:
-            raise ValueError(f"loss must be one of {SSRNET_LOSSES}, got {loss!r}.")
+        base.age_loss(loss)  # checks the name
         # SSRNetConfig validates every head field (and names the bad one).
         config = ssrnet_config.SSRNetConfig(
             stage_bins=stage_bins, stage_levels=stage_levels, fusion_filters=fusion_filters, dropout=dropout,
@@ -114,10 +108,6 @@ class SSRNetHead(base.Head):
             stage_activation=config.stage_activation, lambda_local=config.lambda_local,
             lambda_d=config.lambda_d, age_range=config.age_range, min_scale=config.min_scale, **kwargs,
         )
-
-    @property
-    def output_names(self) -> tuple:
-        return (base.AGE_OUTPUT,)
 
     def build_outputs(self, features: Mapping[str, keras.KerasTensor]) -> Dict[str, keras.KerasTensor]:
         """Creates the fusion blocks and eq. 7 on the backbone's feature maps.
@@ -157,17 +147,10 @@ class SSRNetHead(base.Head):
         return {base.AGE_OUTPUT: age}
 
     def losses(self) -> Dict[str, keras.losses.Loss]:
-        loss = keras.losses.MeanAbsoluteError() if self.loss == "mae" else keras.losses.MeanSquaredError()
-        return {base.AGE_OUTPUT: loss}
+        return {base.AGE_OUTPUT: base.age_loss(self.loss)}
 
     def loss_weights(self) -> Dict[str, float]:
         return {base.AGE_OUTPUT: 1.0}
-
-    def metrics(self) -> Dict[str, list]:
-        return base.age_metrics()
-
-    def encode_targets(self, labels: Mapping[str, np.ndarray]) -> Dict[str, np.ndarray]:
-        return {base.AGE_OUTPUT: base.age_target(base.ages_from(labels))}
 
     def get_config(self) -> dict:
         config = super().get_config()

@@ -82,69 +82,91 @@ class SoftStagewiseRegression(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        stage_bins = tuple(int(bins) for bins in stage_bins)
-        if not stage_bins:
-            raise ValueError("stage_bins must name at least one stage, got ().")
-        if any(bins < 1 for bins in stage_bins):
-            raise ValueError(
-                f"stage_bins must all be >= 1, got {stage_bins}."
-            )
-        if not min_scale > 0:
-            raise ValueError(f"min_scale must be > 0, got {min_scale}.")
-        self.stage_bins = stage_bins
+        self.stage_bins = check_stage_bins(stage_bins, min_scale)
         self.lambda_local = float(lambda_local)
         self.lambda_d = float(lambda_d)
         self.age_range = float(age_range)
         self.min_scale = float(min_scale)
 
     def call(self, inputs, training=None):
-        num_stages = len(self.stage_bins)
-        if len(inputs) != 3 * num_stages:
-            raise ValueError(
-                f"SoftStagewiseRegression with {num_stages} stages expects "
-                f"{3 * num_stages} input tensors, got {len(inputs)}."
-            )
-        probabilities = inputs[:num_stages]
-        scales = inputs[num_stages : 2 * num_stages]
-        shifts = inputs[2 * num_stages :]
-
-        age = None
-        denominator = None
-        for bins, stage_p, stage_delta, stage_eta in zip(
-            self.stage_bins, probabilities, scales, shifts
-        ):
-            # (s_k,) bin indices 0 .. s_k - 1.
-            index = ops.arange(bins, dtype=stage_p.dtype)
-            # (batch, 1): sum_i p_i * (i + lambda_local * eta_i).
-            expected_bin = ops.sum(
-                stage_p * (index + self.lambda_local * stage_eta),
-                axis=-1,
-                keepdims=True,
-            )
-            # (batch, 1): s_k * (1 + lambda_d * Delta_k), guarded.
-            width = float(bins) * ops.maximum(
-                1.0 + self.lambda_d * stage_delta, self.min_scale
-            )
-            denominator = width if denominator is None else denominator * width
-            term = expected_bin / denominator
-            age = term if age is None else age + term
-        age = self.age_range * age
-        if not training:
-            age = ops.maximum(age, 0.0)
-        return age
+        return stagewise_age(self, inputs, training)
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0][0], 1)
 
     def get_config(self):
         config = super().get_config()
-        config.update(
-            {
-                "stage_bins": list(self.stage_bins),
-                "lambda_local": self.lambda_local,
-                "lambda_d": self.lambda_d,
-                "age_range": self.age_range,
-                "min_scale": self.min_scale,
-            }
-        )
+        config.update(stage_config(self))
         return config
+
+
+def check_stage_bins(stage_bins, min_scale) -> tuple:
+    """``stage_bins`` as a tuple of ints, checked with ``min_scale``.
+
+    Raises:
+        ValueError: For no stage, a stage with < 1 bin, or ``min_scale <= 0``.
+    """
+    stage_bins = tuple(int(bins) for bins in stage_bins)
+    if not stage_bins:
+        raise ValueError("stage_bins must name at least one stage, got ().")
+    if any(bins < 1 for bins in stage_bins):
+        raise ValueError(f"stage_bins must all be >= 1, got {stage_bins}.")
+    if not min_scale > 0:
+        raise ValueError(f"min_scale must be > 0, got {min_scale}.")
+    return stage_bins
+
+
+def stage_config(layer) -> dict:
+    """The eq. 7 arguments of a soft stagewise regression layer (Keras 3 or its tf_keras twin)."""
+    return {
+        "stage_bins": list(layer.stage_bins),
+        "lambda_local": layer.lambda_local,
+        "lambda_d": layer.lambda_d,
+        "age_range": layer.age_range,
+        "min_scale": layer.min_scale,
+    }
+
+
+def stagewise_age(layer, inputs, training=None):
+    """SSR-Net eq. 7 with the division guard and the inference clamp, in ``keras.ops``.
+
+    Shared by :class:`SoftStagewiseRegression` and its tf_keras twin
+    (:class:`ssrnet_tf.export.tf_keras_layers.TfKerasSoftStagewiseRegression`):
+    with the TensorFlow backend the ops are TensorFlow ops on either's
+    tensors.
+
+    Args:
+        layer: Holds ``stage_bins``, ``lambda_local``, ``lambda_d``,
+            ``age_range`` and ``min_scale``.
+        inputs: The ``3 * K`` tensors (see :class:`SoftStagewiseRegression`).
+        training: Whether to keep negative raw ages (no clamp).
+
+    Returns:
+        Ages ``(batch, 1)``.
+    """
+    num_stages = len(layer.stage_bins)
+    if len(inputs) != 3 * num_stages:
+        raise ValueError(
+            f"{type(layer).__name__} with {num_stages} stages expects "
+            f"{3 * num_stages} input tensors, got {len(inputs)}."
+        )
+    probabilities = inputs[:num_stages]
+    scales = inputs[num_stages : 2 * num_stages]
+    shifts = inputs[2 * num_stages :]
+
+    age = None
+    denominator = None
+    for bins, stage_p, stage_delta, stage_eta in zip(layer.stage_bins, probabilities, scales, shifts):
+        # (s_k,) bin indices 0 .. s_k - 1.
+        index = ops.arange(bins, dtype=keras.backend.standardize_dtype(stage_p.dtype))
+        # (batch, 1): sum_i p_i * (i + lambda_local * eta_i).
+        expected_bin = ops.sum(stage_p * (index + layer.lambda_local * stage_eta), axis=-1, keepdims=True)
+        # (batch, 1): s_k * (1 + lambda_d * Delta_k), guarded.
+        width = float(bins) * ops.maximum(1.0 + layer.lambda_d * stage_delta, layer.min_scale)
+        denominator = width if denominator is None else denominator * width
+        term = expected_bin / denominator
+        age = term if age is None else age + term
+    age = layer.age_range * age
+    if not training:
+        age = ops.maximum(age, 0.0)
+    return age
