@@ -141,14 +141,16 @@ def qat_experiment(
         ValueError: Unless exactly one of ``faces_dir`` and ``split`` is
             given, or with too few faces.
     """
-    from ssrnet_tf.commands.model_source import load_model_and_spec  # pylint: disable=import-outside-toplevel
+    from ssrnet_tf.faces.age_predictor import load_age_model  # pylint: disable=import-outside-toplevel
+    from ssrnet_tf.training.initial_weights import WEIGHTS_DIR_ENV  # pylint: disable=import-outside-toplevel
     from ssrnet_tf.data import utkface  # pylint: disable=import-outside-toplevel
     from ssrnet_tf.export import TFLiteModel, convert_to_tflite  # pylint: disable=import-outside-toplevel
     from ssrnet_tf.model_spec import ModelSpec  # pylint: disable=import-outside-toplevel
 
     if (faces_dir is None) == (split is None):
         raise ValueError("give exactly one of faces_dir and split.")
-    model, spec = load_model_and_spec(model_source, weights_dir)
+    loaded = load_age_model(model_source, weights_dir=weights_dir or os.environ.get(WEIGHTS_DIR_ENV))
+    model, spec = loaded.require_keras("fine-tune it with QAT"), loaded.spec
     spec = spec or ModelSpec.for_model(model)
     size = int(model.input_shape[1])
     if split is not None:
