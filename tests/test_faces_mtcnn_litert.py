@@ -99,7 +99,7 @@ def test_litert_and_mtcnn_find_the_same_faces_and_ages(utkface_dir, reference_di
         pairs += pairing.pairs
         unmatched += len(pairing.reference_only) + len(pairing.test_only)
         if pairing.pairs:
-            ages = {backend: np.asarray(model(croppers[backend].model_input(found[backend]))).reshape(-1)
+            ages = {backend: np.asarray(model(croppers[backend].model_input(found[backend]))["age"]).reshape(-1)
                     for backend in found}
             age_gaps += [abs(ages["mtcnn"][i] - ages["litert"][j]) for i, j, _, _ in pairing.pairs]
     assert unmatched == 0
