@@ -142,13 +142,12 @@ def check_mae_drop(reference, candidate, folder: str, *, count: int, max_drop: O
     """
     import sys  # pylint: disable=import-outside-toplevel
 
-    import numpy as np  # pylint: disable=import-outside-toplevel
-
     from ssrnet_tf.export import calibration  # pylint: disable=import-outside-toplevel
+    from ssrnet_tf.metrics import age_metrics  # pylint: disable=import-outside-toplevel
 
     faces, ages = calibration.labelled_faces(folder, int(reference.spec.input_size[0]), limit=count, seed=1)
-    reference_mae = float(np.abs(reference.ages(faces) - ages).mean())
-    candidate_mae = float(np.abs(candidate.ages(faces) - ages).mean())
+    reference_mae = age_metrics.mean_absolute_error(ages, reference.ages(faces))
+    candidate_mae = age_metrics.mean_absolute_error(ages, candidate.ages(faces))
     drop = candidate_mae - reference_mae
     print(f"check on {len(ages)} faces from {folder}: MAE {labels[0]} {reference_mae:.3f} | "
           f"{labels[1]} {candidate_mae:.3f} | drop {drop:+.3f} years")

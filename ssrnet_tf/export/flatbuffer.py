@@ -472,34 +472,29 @@ def int8_fully_connected_weights(flatbuffer: bytes) -> Tuple[bytes, int]:
     """
     schema = _schema()
     model = read_model(flatbuffer)
-    fully_connected = builtin_op_indices(model, "FULLY_CONNECTED")
     count = 0
-    for subgraph in model.subgraphs:
-        for operator in subgraph.operators:
-            if operator.opcodeIndex not in fully_connected or len(operator.inputs) < 2 or operator.inputs[1] < 0:
-                continue
-            weights = subgraph.tensors[operator.inputs[1]]
-            data = model.buffers[weights.buffer].data
-            if weights.type != schema.TensorType.FLOAT32 or data is None or len(data) == 0:
-                continue
-            if int(weights.shape[0]) == 1:
-                # One output unit: an age (e.g. the expected value over the
-                # ages 0-100) or eq. 7's scale, used directly; rounding it
-                # would move the result by up to half a step (0.39 years).
-                continue
-            matrix = np.frombuffer(np.asarray(data, dtype=np.uint8).tobytes(), dtype=np.float32)
-            matrix = matrix.reshape(int(weights.shape[0]), -1)
-            scale = np.maximum(np.abs(matrix).max(axis=1), np.finfo(np.float32).tiny) / 127.0
-            quantized = np.clip(np.round(matrix / scale[:, None]), -127, 127).astype(np.int8)
-            model.buffers[weights.buffer].data = np.frombuffer(quantized.tobytes(), dtype=np.uint8)
-            weights.type = schema.TensorType.INT8
-            params = schema.QuantizationParametersT()
-            params.scale = scale.astype(np.float32)
-            params.zeroPoint = np.zeros(len(scale), dtype=np.int64)
-            params.quantizedDimension = 0
-            weights.quantization = params
-            use_operator_version(model, operator, max(PER_CHANNEL_HYBRID_FC_VERSION, code_version(model, operator)))
-            count += 1
+    for operator, weights in list(_float_fully_connected_ops(model)):
+        data = model.buffers[weights.buffer].data
+        if weights.type != schema.TensorType.FLOAT32 or data is None or len(data) == 0:
+            continue
+        if int(weights.shape[0]) == 1:
+            # One output unit: an age (e.g. the expected value over the
+            # ages 0-100) or eq. 7's scale, used directly; rounding it
+            # would move the result by up to half a step (0.39 years).
+            continue
+        matrix = np.frombuffer(np.asarray(data, dtype=np.uint8).tobytes(), dtype=np.float32)
+        matrix = matrix.reshape(int(weights.shape[0]), -1)
+        scale = np.maximum(np.abs(matrix).max(axis=1), np.finfo(np.float32).tiny) / 127.0
+        quantized = np.clip(np.round(matrix / scale[:, None]), -127, 127).astype(np.int8)
+        model.buffers[weights.buffer].data = np.frombuffer(quantized.tobytes(), dtype=np.uint8)
+        weights.type = schema.TensorType.INT8
+        params = schema.QuantizationParametersT()
+        params.scale = scale.astype(np.float32)
+        params.zeroPoint = np.zeros(len(scale), dtype=np.int64)
+        params.quantizedDimension = 0
+        weights.quantization = params
+        use_operator_version(model, operator, max(PER_CHANNEL_HYBRID_FC_VERSION, code_version(model, operator)))
+        count += 1
     if count:
         drop_unused_operator_codes(model)
         require_min_runtime(model, PER_CHANNEL_HYBRID_FC_RUNTIME)

@@ -20,6 +20,7 @@ from typing import Dict, Optional, Union
 import numpy as np
 
 from ssrnet_tf.export import qat, qat_backbone, tf_keras_twin
+from ssrnet_tf.metrics import age_metrics
 
 PathLike = Union[str, os.PathLike]
 
@@ -87,10 +88,6 @@ def qat_to_tflite(
     spec = spec or ModelSpec.for_model(keras3_model, architecture=f"{keras3_model.name} (QAT int8)")
     spec = dataclasses.replace(spec, outputs={"age": AGE_DESCRIPTION})
     return qat.export_qat_tflite(qat_model, output_path, spec=spec)
-
-
-def _mae(predictions, ages: np.ndarray) -> float:
-    return float(np.abs(np.asarray(predictions).reshape(-1) - ages).mean())
 
 
 def qat_experiment(
@@ -163,7 +160,8 @@ def qat_experiment(
         train_faces, train_ages, check_faces, check_ages = (
             faces[:train_count], ages[:train_count], faces[train_count:], ages[train_count:])
 
-    results = {"float": _mae(model.predict(check_faces, verbose=0, batch_size=250)["age"], check_ages)}
+    float_ages = model.predict(check_faces, verbose=0, batch_size=250)["age"]
+    results = {"float": age_metrics.mean_absolute_error(check_ages, float_ages)}
     report(f"MAE on {len(check_ages)} check faces: float Keras {results['float']:.3f}")
     twin = tf_keras_twin.to_tf_keras_twin(model)
     difference = max(tf_keras_twin.max_twin_difference(model, twin, check_faces[:256]).values())
@@ -172,13 +170,13 @@ def qat_experiment(
         flatbuffer = convert_to_tflite(model, ptq_out, quantize="int8",
                                        representative_images=train_faces[:calibration_count], spec=spec)
         runner = TFLiteModel(flatbuffer, num_threads=1)
-        results["ptq"] = _mae(runner.predict_outputs(check_faces)["age"], check_ages)
+        results["ptq"] = age_metrics.mean_absolute_error(check_ages, runner.predict_outputs(check_faces)["age"])
         report(f"PTQ int8 .tflite {results['ptq']:.3f}: {ptq_out}, {len(flatbuffer) / 1024:.1f} KiB, "
                f"XNNPACK {runner.delegation().summary()}")
     flatbuffer = qat_to_tflite(model, train_faces, train_ages, epochs=epochs, learning_rate=learning_rate,
                                calibration_size=calibration_count, output_path=out, spec=spec, twin=twin)
     runner = TFLiteModel(flatbuffer, num_threads=1)
-    results["qat"] = _mae(runner.predict(check_faces), check_ages)
+    results["qat"] = age_metrics.mean_absolute_error(check_ages, runner.predict(check_faces))
     results["fully_delegated"] = float(runner.delegation().fully_delegated)
     report(f"QAT ({epochs} epoch(s) on {len(train_ages)} faces): int8 .tflite {results['qat']:.3f}: {out}, "
            f"{len(flatbuffer) / 1024:.1f} KiB, XNNPACK {runner.delegation().summary()}")
@@ -190,7 +188,8 @@ def qat_experiment(
             if isinstance(layer, qat.tf_keras.layers.BatchNormalization):
                 layer.trainable = False
         qat.qat_finetune(float_model, train_faces, train_ages, epochs=epochs, learning_rate=learning_rate)
-        results["float_finetuned"] = _mae(float_model.predict(check_faces, verbose=0, batch_size=250), check_ages)
+        finetuned_ages = float_model.predict(check_faces, verbose=0, batch_size=250)
+        results["float_finetuned"] = age_metrics.mean_absolute_error(check_ages, finetuned_ages)
         report(f"float fine-tuned the same way: Keras {results['float_finetuned']:.3f}")
     return results
 
