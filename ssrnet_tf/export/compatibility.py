@@ -118,7 +118,12 @@ class FileCheck:
         """
         if self.litert.ages is None or self.litert_reference.ages is None:
             return None
-        return float(np.abs(self.litert.ages - self.litert_reference.ages).max())
+        return _largest_gap(self.litert, self.litert_reference)
+
+
+def _largest_gap(first: RuntimeRun, second: RuntimeRun) -> float:
+    """Largest per-face age difference (years) between two runs that both ran."""
+    return float(np.abs(first.ages - second.ages).max())
 
 
 def _ages_text(run: RuntimeRun, count: int) -> str:
@@ -264,16 +269,14 @@ def judge(
     elif other.ages is None:
         status = "refused" if needs_newer else f"FAIL: refused, but the file declares runtime {min_runtime}: {other.error}"
     else:
-        difference = min(
-            float(np.abs(other.ages - litert.ages).max()), float(np.abs(other.ages - litert_reference.ages).max())
-        )
+        difference = min(_largest_gap(other, litert), _largest_gap(other, litert_reference))
         if difference <= tolerance:
             status = "agree"
         elif needs_newer:
             status = f"FAIL: loads on {other.version} despite declaring {min_runtime}, and computes other ages"
         else:
             status = f"FAIL: ages differ by up to {difference:.3f} years (> {tolerance})"
-            spread = float(np.abs(litert.ages - litert_reference.ages).max())
+            spread = _largest_gap(litert, litert_reference)
             if spread > tolerance:
                 status += (f"; LiteRT's own XNNPACK and reference kernels differ by {spread:.3f}: the file "
                            "amplifies int8 rounding (one step per value) on any runtime")
