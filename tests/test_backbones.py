@@ -69,3 +69,14 @@ def test_batch_norm_momentum_is_set_on_every_batch_norm_and_checked():
     assert {l.momentum for l in application.layers if isinstance(l, keras.layers.BatchNormalization)} == {0.99}
     with pytest.raises(ValueError, match="batch_norm_momentum"):
         build_backbone("mobilenet_v2", 64, alpha=0.35, weights=None, batch_norm_momentum=1.5)
+
+
+def test_minimalistic_mobilenet_v3_has_only_relu_and_no_squeeze_excite():
+    """The variant the shipped compact model uses: no hard-swish and no SE, the ops that made int8 files fragile."""
+    def layer_types(name):
+        application = next(l for l in build_backbone(name, 32, weights=None).layers if hasattr(l, "layers"))
+        return {type(layer).__name__ for layer in application.layers}
+
+    assert {"Multiply", "Activation"} <= layer_types("mobilenet_v3_small")
+    minimalistic = layer_types("mobilenet_v3_small_minimalistic")
+    assert "ReLU" in minimalistic and not {"Multiply", "Activation"} & minimalistic
