@@ -105,6 +105,17 @@ def test_unsupported_backbones_and_models_are_named():
         qat_backbone.quantize_aware_backbone_model(build_ssrnet())
 
 
+def test_minimalistic_mobilenet_v3_is_quantized_whole():
+    """The shipped compact model's backbone: every backbone layer int8 in the QAT model."""
+    model = age_model("mobilenet_v3_small_minimalistic", "label_distribution", alpha=0.75)
+    twin = tf_keras_twin.to_tf_keras_twin(model)
+    backbone = model.get_layer("mobilenet_v3_small_minimalistic_backbone")
+    assert qat_backbone.unsupported_backbone_layers(twin, [l.name for l in leaf_layers(backbone)]) == []
+    quantized = qat_backbone.quantize_aware_backbone_model(model, drawn_faces(4), twin=twin)
+    np.testing.assert_allclose(np.asarray(quantized(drawn_faces(2))), model.predict(drawn_faces(2), verbose=0)["age"],
+                               atol=3.0)
+
+
 def test_weight_mismatch_is_reported():
     model = age_model("mobilenet_v2", "label_distribution")
     other = age_model("mobilenet_v2", "label_distribution", alpha=0.5)

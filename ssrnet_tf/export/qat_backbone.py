@@ -22,6 +22,9 @@ than leaving float islands in the int8 graph.
 Backbones (tried at 64 px, weights ``None``):
 
 * ``mobilenet_v2`` and ``mobilenet`` (v1): supported.
+* ``mobilenet_v3_small_minimalistic`` (the shipped compact model's):
+  supported; ReLU only, no squeeze-excitation, and its scaling is a
+  ``PixelNormalization``.
 * ``mobilenet_v3_small`` / ``_large``: rejected. Hard-swish and the
   squeeze-excitation gates are built from ``Multiply`` and raw operations
   (``x + 3``, ``x * (1 / 6)``) and the in-model preprocessing is a
@@ -57,7 +60,7 @@ from ssrnet_tf.models.backbones import BACKBONES
 from ssrnet_tf.models.weight_transfer import leaf_layers
 
 #: Families whose QAT int8 export is tested.
-TESTED_BACKBONES = ("mobilenet_v2", "mobilenet")
+TESTED_BACKBONES = ("mobilenet_v2", "mobilenet", "mobilenet_v3_small_minimalistic")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -39,9 +39,11 @@ BACKBONES: Dict[str, BackboneSpec] = {
     "mobilenet_v2": BackboneSpec("MobileNetV2", "tf", has_alpha=True),
     "mobilenet_v3_small": BackboneSpec("MobileNetV3Small", "rgb", True, _IN_MODEL_PREPROCESSING),
     "mobilenet_v3_large": BackboneSpec("MobileNetV3Large", "rgb", True, _IN_MODEL_PREPROCESSING),
-    # ReLU, 3x3 kernels, no squeeze-excite: quantizes robustly to int8.
+    # ReLU, 3x3 kernels, no squeeze-excite: quantizes robustly to int8, and its
+    # [-1, 1] scaling as PixelNormalization ("tf") instead of the Rescaling
+    # layer leaves nothing that tfmot's QAT cannot quantize.
     "mobilenet_v3_small_minimalistic": BackboneSpec(
-        "MobileNetV3Small", "rgb", True, _IN_MODEL_PREPROCESSING + (("minimalistic", True),)
+        "MobileNetV3Small", "tf", True, (("include_preprocessing", False), ("minimalistic", True))
     ),
     **{
         f"efficientnet_b{i}": BackboneSpec(f"EfficientNetB{i}", "rgb", default_input_size=size)
