@@ -36,18 +36,20 @@ def test_every_backbone_with_one_head(backbone):
     assert ages.shape == (4, 1) and np.all(np.isfinite(ages))
 
 
-def test_every_head_on_one_backbone(monkeypatch):
-    """Each age head runs forward on the fast backbone; the full multi-head model trains one step."""
-    backbone = FAST_BACKBONES[0]
-    shared = build_backbone(backbone, 32, weights=None)
-    monkeypatch.setattr("ssrnet_tf.models.age_model.build_backbone", lambda *args, **kwargs: shared)
+def test_every_head_on_one_backbone():
+    """Each age head runs forward on one shared backbone model; the full multi-head model trains one step."""
+    backbone = build_backbone(FAST_BACKBONES[0], 32, weights=None)
     x = faces()
     for head_name in AGE_HEADS:
-        task = build_age_model(backbone, heads.build_head(head_name), input_size=32, weights=None)
+        task = build_age_model(backbone, heads.build_head(head_name))
+        assert task.model.get_layer(backbone.name) is backbone
         ages = keras.ops.convert_to_numpy(task.model(x, training=False)["age"])
         assert ages.shape == (4, 1) and np.all(np.isfinite(ages)), head_name
+    with pytest.raises(ValueError, match="_backbone"):
+        build_age_model(keras.Sequential([keras.Input((32, 32, 3)), keras.layers.GlobalAveragePooling2D()]),
+                        heads.build_head("regression"))
     task = build_age_model(backbone, heads.build_head("multi_granularity"),
-                           [heads.build_head("multi_task"), heads.build_head("age_group")], input_size=32, weights=None)
+                           [heads.build_head("multi_task"), heads.build_head("age_group")])
     task.compile(keras.optimizers.Adam(1e-3))
     logs = task.model.train_on_batch(x, task.encode_targets(labels()), return_dict=True)
     assert np.isfinite(logs["loss"])

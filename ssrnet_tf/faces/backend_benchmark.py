@@ -30,6 +30,7 @@ import pathlib
 import random
 import tempfile
 import time
+from typing import Optional
 
 import cv2
 import numpy as np
@@ -130,15 +131,26 @@ def write_frames(data_dir, folder, count: int, seed: int = 0) -> None:
         cv2.imwrite(str(folder / f"frame_{index:03d}.jpg"), frame, [cv2.IMWRITE_JPEG_QUALITY, 92])
 
 
-def run_backend_benchmark(data_dir, output, *, weights: str = "imdb", weights_dir=None, singles: int = 60,
-                          groups: int = 15, repeats: int = 5, video_frames: int = 150, seed: int = 0,
-                          compare: bool = True, command: str = "") -> dict:
+def _age_models(model: Optional[str], weights: Optional[str], output_dir: pathlib.Path, weights_dir):
+    """``(int8 .tflite path or shipped name, float model name)`` of the model to run."""
+    if weights is not None:
+        return pipeline_benchmark.published_int8(weights, output_dir, weights_dir=weights_dir), weights
+    return f"{model}-int8", model
+
+
+def run_backend_benchmark(data_dir, output, *, model: Optional[str] = "ssrnet-utkface", weights: Optional[str] = None,
+                          weights_dir=None, singles: int = 60, groups: int = 15, repeats: int = 5,
+                          video_frames: int = 150, seed: int = 0, compare: bool = True, command: str = "") -> dict:
     """Same faces?, latency and video frames per second of both MTCNN backends; prints as it goes.
 
     Args:
         data_dir: Folder of face photos (UTKFace).
-        output: The JSON report to write; the int8 age model goes beside it.
-        weights: Published SSR-Net weights, run as int8.
+        output: The JSON report to write; a published model's int8 file goes
+            beside it.
+        model: A model shipped in the package (:mod:`ssrnet_tf.pretrained`):
+            its int8 ``.tflite`` is timed, its ``.keras`` gives the float ages.
+        weights: Instead of ``model``, published SSR-Net weights (``imdb``,
+            ...), run as int8 calibrated on drawn faces.
         weights_dir: Folder of published ``.h5`` files.
         singles: One-face frames.
         groups: Four-face group frames.
@@ -154,14 +166,14 @@ def run_backend_benchmark(data_dir, output, *, weights: str = "imdb", weights_di
     output = pathlib.Path(output)
     print(f"# cpu: {cpu_name()}, {os.cpu_count()} logical cores; LiteRT and OpenCV on 1 thread")
     output.parent.mkdir(parents=True, exist_ok=True)
-    model_path = pipeline_benchmark.published_int8(weights, output.parent, weights_dir=weights_dir)
+    int8_model, float_name = _age_models(model, weights, output.parent, weights_dir)
     single, group, faces = make_frames(pathlib.Path(data_dir), singles, groups, seed)
-    predictors = {name: AgePredictor(load_age_model(model_path, num_threads=1), detector=name, num_threads=1)
+    predictors = {name: AgePredictor(load_age_model(int8_model, num_threads=1), detector=name, num_threads=1)
                   for name in ("mtcnn", "litert")}
-    report = {"command": command, "cpu": cpu_name(), "age_model": str(model_path)}
+    report = {"command": command, "cpu": cpu_name(), "age_model": str(int8_model)}
     with pipeline_benchmark.opencv_threads(1):
         if compare:
-            float_model = load_age_model(weights, weights_dir=weights_dir)
+            float_model = load_age_model(float_name, weights_dir=weights_dir)
             report["same_faces"] = {"single": compare_backends(predictors, single, float_model),
                                     "group": compare_backends(predictors, group, float_model)}
             print("same faces:", json.dumps(report["same_faces"], indent=1))

@@ -93,7 +93,12 @@ def build_age_model(
     """Puts an age head (and optional extra heads) on a registered backbone.
 
     Args:
-        backbone: A key of :data:`ssrnet_tf.models.backbones.BACKBONES`.
+        backbone: A key of :data:`ssrnet_tf.models.backbones.BACKBONES`, or
+            a backbone model made by
+            :func:`ssrnet_tf.models.backbones.build_backbone` (named
+            ``"<key>_backbone"``), used as it is: e.g. a trained model's
+            backbone under new heads. ``input_size``, ``alpha``, ``weights``
+            and ``batch_norm_momentum`` then do not apply.
         age_head: A :class:`ssrnet_tf.heads.Head` that outputs ``"age"``.
         extra_heads: Further heads, e.g. gender/race or age groups.
         input_size: Square input side in pixels.
@@ -117,9 +122,15 @@ def build_age_model(
         ...                        [heads.MultiTaskHead()], weights=None)
         >>> task.compile("adam")
     """
-    features_model = build_backbone(
-        backbone, input_size, alpha=alpha, weights=weights, batch_norm_momentum=batch_norm_momentum
-    )
+    if isinstance(backbone, keras.Model):
+        features_model = backbone
+        if not backbone.name.endswith("_backbone"):
+            raise ValueError(f"a backbone model is named '<registry key>_backbone', got {backbone.name!r}.")
+        backbone, input_size = backbone.name[: -len("_backbone")], int(backbone.input_shape[1])
+    else:
+        features_model = build_backbone(
+            backbone, input_size, alpha=alpha, weights=weights, batch_norm_momentum=batch_norm_momentum
+        )
 
     # === Functional Model ===
     image = keras.Input((input_size, input_size, 3), name="image")
