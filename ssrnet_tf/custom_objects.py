@@ -10,7 +10,7 @@ for you.
 import importlib
 
 #: Modules whose import registers serializable objects.
-_MODULES = ("ssrnet_tf.layers", "ssrnet_tf.losses", "ssrnet_tf.metrics")
+_MODULES = ("ssrnet_tf.layers", "ssrnet_tf.losses", "ssrnet_tf.metrics", "ssrnet_tf.training.schedules")
 
 
 def register_all() -> None:

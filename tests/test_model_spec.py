@@ -72,3 +72,21 @@ def test_tflite_carries_the_spec_and_still_runs():
     expected = model.predict(x, verbose=0)
     for name in ("age", "gender"):
         np.testing.assert_allclose(outputs[name], expected[name], rtol=1e-5, atol=1e-6)
+
+
+def test_training_checkpoint_with_its_schedule_loads_in_a_fresh_process(tmp_path):
+    """``last.keras``/``best.keras`` keep the optimizer and its OneCycle schedule; load_keras registers it."""
+    import subprocess
+    import sys
+
+    from ssrnet_tf.training.schedules import OneCycle
+
+    model = tiny_multi_output_model()
+    model.compile(keras.optimizers.Adam(OneCycle(peak=0.01, total_steps=10)), loss="mse")
+    model.save(tmp_path / "last.keras")
+    code = ("import sys; from ssrnet_tf import model_spec; "
+            "model, _ = model_spec.load_keras(sys.argv[1]); print(model.optimizer.get_config()['learning_rate']['class_name'])")
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "last.keras")], capture_output=True, text=True,
+                          check=False, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "OneCycle"
