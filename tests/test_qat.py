@@ -249,3 +249,32 @@ def test_cli_export_quantize_qat_passes_the_check(reference_dir, utkface_dir, tm
     assert code == 0, printed
     assert "qat .tflite" in printed and TFLiteModel(out).delegation().fully_delegated
     assert model_spec.read_tflite_spec(out).outputs == {"age": "age in years, float32 (N, 1)"}
+
+
+def test_qat_experiment_needs_exactly_one_face_source(tmp_path):
+    for sources in ({}, {"faces_dir": tmp_path, "split": tmp_path / "split.json"}):
+        with pytest.raises(ValueError, match="exactly one of faces_dir and split"):
+            qat_export.qat_experiment("imdb", tmp_path / "out.tflite", **sources)
+
+
+@pytest.mark.slow
+def test_qat_experiment_from_a_runs_split(reference_dir, utkface_dir, tmp_path):
+    """``export/qat_ssrnet.py``'s library call: faces from a split's train/test parts, PTQ and float baselines."""
+    from ssrnet_tf.data import splits
+
+    paths = sorted(str(p) for p in utkface_dir.glob("*.jpg"))[:400]
+    split_path = tmp_path / "split.json"
+    splits.Split(parts={"train": paths[:300], "test": paths[300:]}, method="random", seed=0).save(split_path)
+    lines = []
+    results = qat_export.qat_experiment(
+        str(reference_dir / IMDB), tmp_path / "qat.tflite", split=split_path, ptq_out=tmp_path / "ptq.tflite",
+        train_count=300, check_count=100, calibration_count=100, epochs=1, float_baseline=True, report=lines.append)
+    assert set(results) == {"float", "ptq", "qat", "fully_delegated", "float_finetuned"}
+    assert results["fully_delegated"] == 1.0
+    assert (tmp_path / "qat.tflite").is_file() and (tmp_path / "ptq.tflite").is_file()
+    assert all(np.isfinite(value) for value in results.values())
+    # int8 exports stay near the float model on the 100 held-out faces.
+    assert abs(results["ptq"] - results["float"]) <= 0.5, results
+    assert abs(results["qat"] - results["float_finetuned"]) <= 0.5, results
+    assert any(line.startswith("MAE on 100 check faces") for line in lines), lines
+    assert any(line.startswith("QAT (1 epoch(s) on 300 faces)") for line in lines), lines
