@@ -5,6 +5,7 @@ import os
 import numpy as np
 import pytest
 
+from ssrnet_tf import pretrained
 from ssrnet_tf.export import compatibility, convert_to_tflite, export_matrix
 from ssrnet_tf.export.compatibility import RuntimeRun, judge
 from ssrnet_tf.models import build_ssrnet
@@ -41,6 +42,15 @@ def test_refusal_is_right_only_when_the_file_declares_a_newer_runtime():
     assert not silently_wrong.ok and "despite declaring 2.17.0" in silently_wrong.status
 
 
+def test_check_faces_are_whole_pixel_values_like_an_apps_crops():
+    faces = np.random.default_rng(0).integers(0, 256, (3, 64, 64, 3)).astype("float32")
+    np.testing.assert_array_equal(compatibility.faces_at(faces, 64), faces)
+    resized = compatibility.faces_at(faces + 0.4, 112)
+    assert resized.shape == (3, 112, 112, 3) and resized.dtype == np.float32
+    np.testing.assert_array_equal(resized, np.round(resized))
+    assert resized.min() >= 0 and resized.max() <= 255
+
+
 def test_worker_matches_the_project_runner(tmp_path):
     from ssrnet_tf.export import TFLiteModel
 
@@ -66,7 +76,7 @@ def side_python():
 
 @pytest.mark.slow
 def test_every_export_mode_agrees_on_tflite_214_or_is_refused(reference_dir, tmp_path):
-    """The issue's table: SSR-Net and a MobileNetV2 model with each head, every mode."""
+    """The issue's table: SSR-Net and the shipped compact model's backbone with each head, every mode."""
     python = side_python()
     faces = np.load(reference_dir / "inputs_bgr_uint8_64.npy").astype("float32")
     report = compatibility.build_and_check(
@@ -74,18 +84,17 @@ def test_every_export_mode_agrees_on_tflite_214_or_is_refused(reference_dir, tmp
     )
     print(report.table())
     verdicts = {os.path.basename(check.path): check for check in report.files}
-    # Open (issue #19): dynamic-range MobileNetV2 runs on TFLite 2.14 but its
-    # ages differ by up to 0.24 years from LiteRT's reference kernels (1.5
-    # from XNNPACK) on the reference faces; SSR-Net's dynamic file agrees.
-    # Strict: when it agrees, this list must shrink.
-    open_files = {name for name in verdicts if name.startswith("mobilenet_v2") and name.endswith("_dynamic.tflite")}
-    assert open_files and all(not verdicts[name].ok for name in open_files), report.table()
-    assert all(check.ok for name, check in verdicts.items() if name not in open_files), report.table()
+    assert all(check.ok for check in verdicts.values()), report.table()
     newer = {name for name, check in verdicts.items() if check.min_runtime == "2.17.0"}
     assert all(verdicts[name].status == "refused" for name in newer)
-    assert all(check.status == "agree" for name, check in verdicts.items() if name not in newer | open_files)
+    assert all(check.status == "agree" for name, check in verdicts.items() if name not in newer)
     # Default exports all run on 2.14; each family has a refused opt-in file.
     assert all(any(name.endswith(f"_{opt_in}.tflite") for opt_in in export_matrix.OPT_IN) for name in newer)
     assert {name.split("_")[0] for name in newer} == {"ssrnet", "mobilenet"}
     assert any(name.startswith("ssrnet_qat") for name in verdicts)
     assert sum(name.endswith("_int8.tflite") for name in verdicts) == 1 + len(export_matrix.AGE_HEADS)  # + SSR-Net
+    # The int8 files shipped in the package pass too.
+    shipped = [pretrained.shipped_path(f"{name}-int8") for name in pretrained.shipped_models()]
+    shipped_report = compatibility.check_files(shipped, faces, side_python=python)
+    print(shipped_report.table())
+    assert all(check.status == "agree" for check in shipped_report.files), shipped_report.table()

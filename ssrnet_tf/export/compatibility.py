@@ -195,14 +195,23 @@ def _input_size(flatbuffer: bytes) -> int:
 
 
 def faces_at(faces: np.ndarray, size: int) -> np.ndarray:
-    """Raw BGR faces resized (area interpolation) to ``size`` x ``size``, float32."""
+    """uint8 BGR faces resized to ``size`` x ``size``, as float32 whole pixel values.
+
+    What an app feeds a model: crops are uint8 images (the face cropper's
+    too), so every value is a whole number. Resizing in float would make
+    values such as 127.5, and an int8 file's input ``QUANTIZE`` (scale 1)
+    rounds such ties differently in TFLite 2.14 and LiteRT 2.3 (half away
+    from zero vs. to even): about 1 % of the inputs one step apart, which a
+    MobileNet turns into ages up to 2 years apart, while whole-valued
+    inputs give bit-identical ages.
+    """
     import cv2  # pylint: disable=import-outside-toplevel
 
-    faces = np.asarray(faces, dtype=np.float32)
-    if faces.shape[1] == size and faces.shape[2] == size:
-        return faces
-    interpolation = cv2.INTER_AREA if size < faces.shape[1] else cv2.INTER_LINEAR
-    return np.stack([cv2.resize(face, (size, size), interpolation=interpolation) for face in faces])
+    faces = np.clip(np.round(np.asarray(faces, dtype=np.float32)), 0, 255).astype(np.uint8)
+    if faces.shape[1] != size or faces.shape[2] != size:
+        interpolation = cv2.INTER_AREA if size < faces.shape[1] else cv2.INTER_LINEAR
+        faces = np.stack([cv2.resize(face, (size, size), interpolation=interpolation) for face in faces])
+    return faces.astype(np.float32)
 
 
 def run_runtime(
@@ -385,7 +394,7 @@ def build_and_check(out_dir: PathLike, faces: np.ndarray, *, side_python: PathLi
     """
     from ssrnet_tf.export import export_matrix  # pylint: disable=import-outside-toplevel
 
-    models = models if models is not None else export_matrix.reference_models(ssrnet_weights, faces)
+    models = models if models is not None else export_matrix.reference_models(ssrnet_weights)
     paths = []
     for named in models:
         size = int(named.model.input_shape[1])

@@ -5,8 +5,8 @@ rather than files: for one Keras model, the default export of each mode
 (float32, float16, dynamic range, int8 with float and with uint8 input, QAT
 int8) and each opt-in feature that needs a newer runtime
 (:data:`OPT_IN`). :func:`reference_models` names the models the test suite
-checks: SSR-Net (published weights when available) and a MobileNetV2 age
-model with each age head.
+checks: SSR-Net (published weights when available) and the shipped compact
+model's trained backbone with each age head.
 """
 
 from __future__ import annotations
@@ -112,60 +112,71 @@ def _ssrnet(weights: Optional[PathLike]) -> NamedModel:
     return NamedModel("ssrnet", model, lambda faces: qat_export.quantize_aware(model, faces))
 
 
-def _backbone(head: str, extra_heads: Sequence[str] = (), modes: Optional[Sequence[str]] = None, faces=None) -> NamedModel:
+#: The shipped model whose trained backbone carries each age head in the check.
+TRAINED_BACKBONE_MODEL = "compact-utkface"
+
+
+def trained_backbone(source: PathLike = TRAINED_BACKBONE_MODEL):
+    """The backbone (``"<key>_backbone"`` model, trained weights) of a trained model, and the model.
+
+    Args:
+        source: A shipped model's name, or a ``.keras`` file.
+    """
+    import keras  # pylint: disable=import-outside-toplevel
+
+    from ssrnet_tf import model_spec, pretrained  # pylint: disable=import-outside-toplevel
+
+    path = pathlib.Path(source) if str(source).endswith(".keras") else pretrained.shipped_path(str(source))
+    model, _ = model_spec.load_keras(path)
+    nested = [layer for layer in model.layers if isinstance(layer, keras.Model) and layer.name.endswith("_backbone")]
+    if len(nested) != 1:
+        raise ValueError(f"{source}: no single '<key>_backbone' model in it: {[l.name for l in nested]}.")
+    return nested[0], model
+
+
+def _copy_matching_layers(source, target) -> None:
+    """Weights of the target's top-level layers that the source has by name and shape (the trained head)."""
+    sources = {layer.name: layer for layer in source.layers if layer.weights}
+    for layer in target.layers:
+        match = sources.get(layer.name)
+        if match is not None and [w.shape for w in match.weights] == [w.shape for w in layer.weights]:
+            layer.set_weights(match.get_weights())
+
+
+def _backbone(backbone, trained, head: str, extra_heads: Sequence[str] = (),
+              modes: Optional[Sequence[str]] = None) -> NamedModel:
     import keras  # pylint: disable=import-outside-toplevel
 
     from ssrnet_tf import heads  # pylint: disable=import-outside-toplevel
     from ssrnet_tf.export import qat_export  # pylint: disable=import-outside-toplevel
-    from ssrnet_tf.export.compatibility import faces_at  # pylint: disable=import-outside-toplevel
     from ssrnet_tf.models.age_model import build_age_model  # pylint: disable=import-outside-toplevel
 
     keras.utils.set_random_seed(0)
-    task = build_age_model(
-        "mobilenet_v2", heads.build_head(head), [heads.build_head(name) for name in extra_heads],
-        input_size=64, alpha=0.35, weights=None,
-    )
-    if faces is not None:
-        batch_norm_statistics_from(task.model, faces_at(faces, 64))
-    name = "_".join(["mobilenet_v2", head, *extra_heads])
+    # A copy per model: the QAT twin needs every layer called once.
+    copy = keras.models.clone_model(backbone)
+    copy.set_weights(backbone.get_weights())
+    task = build_age_model(copy, heads.build_head(head), [heads.build_head(name) for name in extra_heads])
+    _copy_matching_layers(trained, task.model)
+    name = "_".join([backbone.name[: -len("_backbone")], head, *extra_heads])
     return NamedModel(name, task.model, lambda faces: qat_export.quantize_aware(task.model, faces), modes)
-
-
-def _leaf_layers(model):
-    for layer in model.layers:
-        if hasattr(layer, "layers") and layer.layers:
-            yield from _leaf_layers(layer)
-        else:
-            yield layer
-
-
-def batch_norm_statistics_from(model, faces: np.ndarray) -> None:
-    """Sets every BN layer's moving statistics to those of ``faces``, in place.
-
-    A freshly initialised backbone (moving mean 0, variance 1) saturates and
-    gives the same age for every face, so a runtime computing something else
-    (the issue's "48.17 for every face") would pass unnoticed. With the
-    statistics of real faces, one pass in training mode with momentum 0,
-    the ages differ from face to face (49.99 to 52.27 years on the reference
-    faces for the multi-granularity model); the weights stay random.
-    """
-    import keras  # pylint: disable=import-outside-toplevel
-
-    norms = [layer for layer in _leaf_layers(model) if isinstance(layer, keras.layers.BatchNormalization)]
-    momenta = [layer.momentum for layer in norms]
-    for layer in norms:
-        layer.momentum = 0.0
-    model(np.asarray(faces, dtype=np.float32), training=True)
-    for layer, momentum in zip(norms, momenta):
-        layer.momentum = momentum
 
 
 #: Age heads the backbone model is exported with.
 AGE_HEADS = ("multi_granularity", "label_distribution", "dex", "regression")
 
 
-def reference_models(ssrnet_weights: Optional[PathLike] = None, faces: Optional[np.ndarray] = None) -> List[NamedModel]:
-    """SSR-Net and a MobileNetV2 (alpha 0.35, 64 px) model with each age head.
+def reference_models(ssrnet_weights: Optional[PathLike] = None,
+                     backbone_source: PathLike = TRAINED_BACKBONE_MODEL) -> List[NamedModel]:
+    """SSR-Net, and the shipped compact model's trained backbone with each age head.
+
+    A model the compatibility check runs must be a *trained* one: a
+    backbone with random weights amplifies one-step int8 rounding into
+    years (LiteRT's own XNNPACK and reference kernels gave ages 1.4 years
+    apart on a random MobileNetV2's dynamic-range file), so such a file
+    cannot tell a runtime that computes something else from rounding noise.
+    The backbone is :data:`TRAINED_BACKBONE_MODEL`'s (trained on UTKFace),
+    the multi-granularity head keeps its trained weights, the other heads
+    are freshly initialised on the trained features.
 
     SSR-Net and the multi-granularity model (with the gender/race and
     age-group heads too: dict outputs) are exported in every mode. The other
@@ -176,12 +187,13 @@ def reference_models(ssrnet_weights: Optional[PathLike] = None, faces: Optional[
 
     Args:
         ssrnet_weights: A published SSR-Net ``.h5`` (else random weights).
-        faces: Real raw BGR faces that set the backbone models' batch
-            normalisation statistics (:func:`batch_norm_statistics_from`).
+        backbone_source: Where the trained backbone comes from
+            (:func:`trained_backbone`).
 
     Returns:
         The models.
     """
-    models = [_ssrnet(ssrnet_weights), _backbone(AGE_HEADS[0], ("multi_task", "age_group"), faces=faces)]
-    models += [_backbone(head, modes=("int8",), faces=faces) for head in AGE_HEADS[1:]]
+    backbone, trained = trained_backbone(backbone_source)
+    models = [_ssrnet(ssrnet_weights), _backbone(backbone, trained, AGE_HEADS[0], ("multi_task", "age_group"))]
+    models += [_backbone(backbone, trained, head, modes=("int8",)) for head in AGE_HEADS[1:]]
     return models
