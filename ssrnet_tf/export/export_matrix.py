@@ -121,21 +121,25 @@ def trained_backbone(source: PathLike = TRAINED_BACKBONE_MODEL):
 
     Args:
         source: A shipped model's name, or a ``.keras`` file.
-    """
-    import keras  # pylint: disable=import-outside-toplevel
 
+    Raises:
+        ValueError: If the model is no backbone age model
+            (:func:`ssrnet_tf.export.qat_backbone.backbone_parts`).
+    """
     from ssrnet_tf import model_spec, pretrained  # pylint: disable=import-outside-toplevel
+    from ssrnet_tf.export import qat_backbone  # pylint: disable=import-outside-toplevel
 
     path = pathlib.Path(source) if str(source).endswith(".keras") else pretrained.shipped_path(str(source))
     model, _ = model_spec.load_keras(path)
-    nested = [layer for layer in model.layers if isinstance(layer, keras.Model) and layer.name.endswith("_backbone")]
-    if len(nested) != 1:
-        raise ValueError(f"{source}: no single '<key>_backbone' model in it: {[l.name for l in nested]}.")
-    return nested[0], model
+    return qat_backbone.backbone_parts(model).backbone, model
 
 
 def _copy_matching_layers(source, target) -> None:
-    """Weights of the target's top-level layers that the source has by name and shape (the trained head)."""
+    """Weights of the target's top-level layers that the source has by name and shape.
+
+    For a backbone age model built on a copy of ``source``'s backbone: the
+    backbone (same ``"<key>_backbone"`` name) and the heads ``source`` has.
+    """
     sources = {layer.name: layer for layer in source.layers if layer.weights}
     for layer in target.layers:
         match = sources.get(layer.name)
@@ -152,9 +156,9 @@ def _backbone(backbone, trained, head: str, extra_heads: Sequence[str] = (),
     from ssrnet_tf.models.age_model import build_age_model  # pylint: disable=import-outside-toplevel
 
     keras.utils.set_random_seed(0)
-    # A copy per model: the QAT twin needs every layer called once.
+    # A copy per model (the QAT twin needs every layer called once); its
+    # trained weights come with the head's below.
     copy = keras.models.clone_model(backbone)
-    copy.set_weights(backbone.get_weights())
     task = build_age_model(copy, heads.build_head(head), [heads.build_head(name) for name in extra_heads])
     _copy_matching_layers(trained, task.model)
     name = "_".join([backbone.name[: -len("_backbone")], head, *extra_heads])
