@@ -20,6 +20,25 @@ def test_int8_export_requires_calibration(tmp_path, capsys):
     assert code == 2 and "--calibration-dir" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("flag,mode", [("--hybrid-ops", "int8"), ("--per-unit-dense-weights", "dynamic")])
+def test_opt_in_flags_name_their_mode(flag, mode, tmp_path, capsys):
+    model_path = tmp_path / "m.keras"
+    model_spec.save_keras(build_ssrnet(), model_path, model_spec.ModelSpec())
+    code = cli.main(["export", str(model_path), "--out", str(tmp_path / "m.tflite"), "--quantize", mode, flag,
+                     "--calibration-dir", str(tmp_path)])
+    assert code == 2 and flag in capsys.readouterr().err
+
+
+def test_export_dynamic_prints_its_minimum_runtime_and_hybrid_ops_need_a_flag(tmp_path, capsys):
+    model_path = tmp_path / "m.keras"
+    model_spec.save_keras(build_ssrnet(), model_path, model_spec.ModelSpec())
+    out = tmp_path / "m.tflite"
+    assert cli.main(["export", str(model_path), "--out", str(out), "--quantize", "dynamic"]) == 0
+    assert "minimum runtime: TFLite / LiteRT 2.7.0" in capsys.readouterr().out
+    assert cli.main(["export", str(model_path), "--out", str(out), "--quantize", "dynamic", "--hybrid-ops"]) == 0
+    assert "minimum runtime: TFLite / LiteRT 2.4.0" in capsys.readouterr().out
+
+
 def test_export_keras_file_keeps_its_spec(tmp_path):
     model_path = tmp_path / "m.keras"
     spec = model_spec.ModelSpec(margin=0.25, architecture="ssrnet test")

@@ -147,3 +147,36 @@ def test_bias_correction_cancels_the_mean_shift_of_rounded_kernels():
     shift_after = np.abs((with_rounded_kernel(corrected) - reference).mean(axis=(0, 1, 2)))
     assert shift_before.max() > 1e-3
     assert np.all(shift_after <= 0.1 * shift_before + 1e-6), (shift_before, shift_after)
+
+
+def test_int8_weight_only_quantizes_large_filters_behind_dequantize():
+    """Large conv, depthwise and dense filters become per-channel int8; small ones and one-unit dense stay float."""
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((16, 16, 8))
+    x = keras.layers.Conv2D(4, 3, name="small_conv")(inputs)  # 288 weights
+    x = keras.layers.Conv2D(64, 3, name="conv")(x)  # 2,304
+    x = keras.layers.DepthwiseConv2D(3, depth_multiplier=2, name="depthwise")(x)  # 1,152
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    hidden = keras.layers.Dense(32, name="dense")(x)  # 4,096
+    age = keras.layers.Dense(1, name="age")(keras.layers.Concatenate()([x] * 8))  # 1,024, one unit
+    model = keras.Model(inputs, {"age": age, "hidden": hidden})
+    float_flatbuffer = convert_to_tflite(model, quantize="none", strip_names=False)
+    rewritten, count = flatbuffer_lib.int8_weight_only(float_flatbuffer)
+    assert count == 3
+    parsed, graph = tensors(rewritten)
+    dequantize = flatbuffer_lib.builtin_op_indices(parsed, "DEQUANTIZE")
+    int8 = [tensor for tensor in graph.tensors if tensor.type == schema.TensorType.INT8]
+    assert len(int8) == 3 and len(dequantize) == 1
+    assert sorted(len(tensor.quantization.scale) for tensor in int8) == [32, 64, 128]  # one per output channel
+    assert {int(tensor.quantization.quantizedDimension) for tensor in int8} == {0, 3}
+    assert all(flatbuffer_lib.code_version(parsed, op) == 5 for op in graph.operators if op.opcodeIndex in dequantize)
+    assert flatbuffer_lib.min_runtime_version(rewritten) == "2.7.0"
+    batch = np.random.default_rng(0).normal(size=(4, 16, 16, 8)).astype("float32")
+    expected = TFLiteModel(float_flatbuffer).predict_outputs(batch)
+    got = TFLiteModel(rewritten).predict_outputs(batch)
+    for name in ("age", "hidden"):
+        scale = np.abs(expected[name]).max()
+        np.testing.assert_allclose(got[name], expected[name], atol=0.02 * scale, err_msg=name)
+    assert not np.allclose(got["hidden"], expected["hidden"], atol=1e-6)  # the weights really are rounded

@@ -39,8 +39,10 @@ def run(args: argparse.Namespace) -> int:
     model = float32_copy(loaded.require_keras("export it"))
     size = model.input_shape[1]
     representative = None
-    if args.per_unit_dense_weights and args.quantize not in ("int8", "dynamic"):  # (qat: the default per matrix)
-        raise ValueError("--per-unit-dense-weights applies to --quantize int8 or dynamic only.")
+    if args.per_unit_dense_weights and args.quantize != "int8":  # (qat: the default per matrix)
+        raise UsageError("--per-unit-dense-weights applies to --quantize int8 only.")
+    if args.hybrid_ops and args.quantize != "dynamic":
+        raise UsageError("--hybrid-ops applies to --quantize dynamic only.")
     if args.quantize in ("int8", QAT) and not args.calibration_dir:
         raise UsageError(f"--quantize {args.quantize} needs --calibration-dir: a folder of real, aligned face crops"
                          + (" with ages first in the file names (UTKFace-style)." if args.quantize == QAT else "."))
@@ -60,8 +62,7 @@ def run(args: argparse.Namespace) -> int:
         flatbuffer = convert_to_tflite(
             model, args.out, quantize=args.quantize, representative_images=representative,
             int8_input_type=args.int8_input, spec=loaded.spec,
-            int8_head_weights=args.per_unit_dense_weights and args.quantize == "int8",
-            dynamic_per_channel_dense=args.per_unit_dense_weights and args.quantize == "dynamic",
+            int8_head_weights=args.per_unit_dense_weights, dynamic_hybrid_ops=args.hybrid_ops,
         )
     runner = TFLiteModel(flatbuffer, num_threads=1)
     print(f"wrote {args.out}: {len(flatbuffer) / 1024:.1f} KiB, {args.quantize}, input {runner.input_dtype}; "
@@ -96,9 +97,13 @@ def add_parser(commands) -> None:
     parser.add_argument("--qat-epochs", type=int, default=1, help="qat: fine-tuning epochs [1]")
     parser.add_argument("--qat-learning-rate", type=float, default=1e-4, help="qat: Adam learning rate [1e-4]")
     parser.add_argument("--per-unit-dense-weights", action="store_true",
-                        help="NEEDS TFLite/LiteRT >= 2.17 (older runtimes refuse the file): int8 dense weights with "
-                        "one scale per output unit; int8: the float head's too (-6 KiB of SSR-Net's 67 KiB); "
-                        "dynamic: per unit instead of per matrix (same size)")
+                        help="int8, NEEDS TFLite/LiteRT >= 2.17 (older runtimes refuse the file): the float head's "
+                        "dense weights as int8 with one scale per output unit (-6 KiB of SSR-Net's 67 KiB)")
+    parser.add_argument("--hybrid-ops", action="store_true",
+                        help="dynamic, NEEDS TFLite/LiteRT >= 2.17 for backbone models: the converter's hybrid ops, "
+                        "which also quantize activations at run time; faster with XNNPACK than the default "
+                        "weight-only file, but the ages depend on the runtime's kernels (0.6 years on the compact "
+                        "backbone)")
     parser.add_argument("--int8-input", choices=("float32", "int8", "uint8"), default="float32", help="input type of an int8 model [float32]")
     parser.add_argument("--check", help="UTKFace-style folder (age first in file names): print MAE of Keras vs the export")
     parser.add_argument("--check-count", type=int, default=1000, help="faces used by --check [1000]")

@@ -18,9 +18,10 @@ where the float files agree to 1e-5), and an older runtime may run either
 (TFLite 2.14 runs SSR-Net's int8 graph on the reference kernels), so a file
 agrees when the other runtime's ages are within the tolerance of either
 LiteRT run: :data:`FLOAT_TOLERANCE` years for float files (float32,
-float16), :data:`INT8_TOLERANCE` for files that compute in int8 (full-integer,
-QAT, and dynamic range, whose activations are quantized on the fly), on
-every face.
+float16, and weight-only dynamic range, which stores int8 weights but
+computes in float), :data:`INT8_TOLERANCE` for files that compute in int8
+(full-integer, QAT, and the opt-in hybrid dynamic range, whose activations
+are quantized on the fly), on every face.
 
 A refusal at load time is the right answer exactly when the file declares a
 minimum runtime newer than the runtime
@@ -168,17 +169,26 @@ class CompatibilityReport:
 def file_kind(flatbuffer: bytes) -> str:
     """``"int8"`` when the file computes with int8 anywhere, else ``"float"``.
 
-    Full-integer files and dynamic-range ones count as int8: the latter
-    quantize their activations to int8 on the fly, and runtimes round that
-    differently (the published SSR-Net's dynamic file: up to 0.050 years
-    between TFLite 2.14 and LiteRT 2.3 on the 32 reference faces, while its
-    float32 and float16 files agree to 1e-5).
+    Full-integer files and the converter's dynamic-range ("hybrid") ones
+    count as int8: the latter quantize their activations to int8 on the
+    fly, and runtimes round that differently (the published SSR-Net's
+    hybrid file: up to 0.050 years between TFLite 2.14 and LiteRT 2.3 on the
+    32 reference faces, while its float32 and float16 files agree to 1e-5).
+    int8 tensors that only feed ``DEQUANTIZE`` (weight-only files,
+    :func:`ssrnet_tf.export.flatbuffer.int8_weight_only`) are storage: such
+    a file computes in float and is held to the float tolerance.
     """
     from ssrnet_tf.export import flatbuffer as flatbuffer_lib  # pylint: disable=import-outside-toplevel
 
     model = flatbuffer_lib.read_model(flatbuffer)
     int8 = _schema_int8()
-    return "int8" if any(t.type == int8 for g in model.subgraphs for t in g.tensors) else "float"
+    dequantize = flatbuffer_lib.builtin_op_indices(model, "DEQUANTIZE")
+    for subgraph in model.subgraphs:
+        for operator in subgraph.operators:
+            touched = list(operator.outputs) + ([] if operator.opcodeIndex in dequantize else list(operator.inputs))
+            if any(index >= 0 and subgraph.tensors[index].type == int8 for index in touched):
+                return "int8"
+    return "float"
 
 
 def _schema_int8() -> int:

@@ -23,7 +23,7 @@ PathLike = Union[str, os.PathLike]
 #: Opt-in export features: ``name -> (minimum runtime, convert_to_tflite kwargs)``.
 OPT_IN: Dict[str, tuple] = {
     "int8_head_weights": ("2.17.0", {"quantize": "int8", "int8_head_weights": True}),
-    "dynamic_per_channel_dense": ("2.17.0", {"quantize": "dynamic", "dynamic_per_channel_dense": True}),
+    "dynamic_hybrid_ops": ("2.17.0", {"quantize": "dynamic", "dynamic_hybrid_ops": True}),
 }
 
 #: Default modes: ``name -> convert_to_tflite kwargs``.

@@ -482,22 +482,132 @@ def int8_fully_connected_weights(flatbuffer: bytes) -> Tuple[bytes, int]:
             # ages 0-100) or eq. 7's scale, used directly; rounding it
             # would move the result by up to half a step (0.39 years).
             continue
-        matrix = np.frombuffer(np.asarray(data, dtype=np.uint8).tobytes(), dtype=np.float32)
-        matrix = matrix.reshape(int(weights.shape[0]), -1)
-        scale = np.maximum(np.abs(matrix).max(axis=1), np.finfo(np.float32).tiny) / 127.0
-        quantized = np.clip(np.round(matrix / scale[:, None]), -127, 127).astype(np.int8)
-        model.buffers[weights.buffer].data = np.frombuffer(quantized.tobytes(), dtype=np.uint8)
-        weights.type = schema.TensorType.INT8
-        params = schema.QuantizationParametersT()
-        params.scale = scale.astype(np.float32)
-        params.zeroPoint = np.zeros(len(scale), dtype=np.int64)
-        params.quantizedDimension = 0
-        weights.quantization = params
+        _store_symmetric_int8(model, weights, axis=0)
         use_operator_version(model, operator, max(PER_CHANNEL_HYBRID_FC_VERSION, code_version(model, operator)))
         count += 1
     if count:
         drop_unused_operator_codes(model)
         require_min_runtime(model, PER_CHANNEL_HYBRID_FC_RUNTIME)
+    _as_arrays(model)
+    return write_model(model, len(flatbuffer)), count
+
+
+def _store_symmetric_int8(model, tensor, axis: int) -> None:
+    """Makes a float32 constant tensor int8 with one symmetric scale per slice along ``axis``.
+
+    Each slice gets the scale ``max|w| / 127`` and zero point 0, as the
+    converter quantizes weights; every weight moves by at most half a step.
+    """
+    schema = _schema()
+    buffer = model.buffers[tensor.buffer]
+    values = np.frombuffer(np.asarray(buffer.data, dtype=np.uint8).tobytes(), dtype=np.float32)
+    values = values.reshape([int(d) for d in tensor.shape])
+    largest = np.abs(np.moveaxis(values, axis, 0).reshape(values.shape[axis], -1)).max(axis=1)
+    scale = (np.maximum(largest, np.finfo(np.float32).tiny) / 127.0).astype(np.float32)
+    shape = [1] * values.ndim
+    shape[axis] = -1
+    quantized = np.clip(np.round(values / scale.reshape(shape)), -127, 127).astype(np.int8)
+    buffer.data = np.frombuffer(quantized.tobytes(), dtype=np.uint8)
+    tensor.type = schema.TensorType.INT8
+    params = schema.QuantizationParametersT()
+    params.scale = scale
+    params.zeroPoint = np.zeros(len(scale), dtype=np.int64)
+    params.quantizedDimension = axis
+    tensor.quantization = params
+
+
+def _operator_code_index(model, name: str, version: int) -> int:
+    """Index of the builtin operator code ``(name, version)``, appended when missing."""
+    schema = _schema()
+    builtin = getattr(schema.BuiltinOperator, name)
+    for index, code in enumerate(model.operatorCodes):
+        if max(code.builtinCode, code.deprecatedBuiltinCode) == builtin and code.version == version:
+            return index
+    code = schema.OperatorCodeT()
+    code.builtinCode, code.deprecatedBuiltinCode, code.version = builtin, min(builtin, 127), version
+    model.operatorCodes.append(code)
+    return len(model.operatorCodes) - 1
+
+
+#: Axis of the output channels of each weight-carrying op's filter (input 1).
+_OUTPUT_CHANNEL_AXIS = {"CONV_2D": 0, "DEPTHWISE_CONV_2D": 3, "FULLY_CONNECTED": 0}
+#: DEQUANTIZE of int8 with one scale (version 2) and per channel (version 5).
+_DEQUANTIZE_VERSION = {False: 2, True: 5}
+
+
+def int8_weight_only(flatbuffer: bytes, min_elements: int = 1024) -> Tuple[bytes, int]:
+    """Stores the float32 filters of a float model as per-channel int8 behind ``DEQUANTIZE``.
+
+    "Weight-only" quantization: the file keeps int8 filters (a quarter of
+    their float size) and every operator computes in float32, as in the
+    float model with the rounded weights. Each ``CONV_2D``,
+    ``DEPTHWISE_CONV_2D`` and ``FULLY_CONNECTED`` filter of at least
+    ``min_elements`` weights (the converter's own threshold for dynamic
+    range) gets one symmetric int8 scale per output channel and a
+    ``DEQUANTIZE`` op (version 5, TFLite 2.7+) in front of its consumer;
+    runtimes run that op once, on the constant, when the model is prepared.
+    Dense layers with one output unit keep float weights (see
+    :func:`int8_fully_connected_weights`).
+
+    Unlike the converter's dynamic-range ("hybrid") ops, nothing is
+    quantized at run time: hybrid kernels round activations to int8 from
+    float values that differ in the 7th digit between runtimes and kernel
+    sets, which moved the ages of a trained MobileNet backbone by 0.4-0.6
+    years between TFLite 2.14, LiteRT's XNNPACK and its reference kernels.
+    The rewritten file agrees between them to float precision, and XNNPACK
+    still takes the whole graph (it unpacks the constant weights once), as
+    fast as the float32 file.
+
+    Args:
+        flatbuffer: A float32 ``.tflite`` model.
+        min_elements: Filters with fewer weights stay float32.
+
+    Returns:
+        ``(flatbuffer, count)``: the rewritten model and how many filters
+        became int8.
+    """
+    schema = _schema()
+    model = read_model(flatbuffer)
+    weighted = builtin_op_indices(model, *_OUTPUT_CHANNEL_AXIS)
+    count = 0
+    for subgraph in model.subgraphs:
+        uses: Dict[int, int] = {}
+        for operator in subgraph.operators:
+            for index in operator.inputs:
+                uses[int(index)] = uses.get(int(index), 0) + 1
+        dequantize_ops = []
+        for operator in subgraph.operators:
+            if operator.opcodeIndex not in weighted or len(operator.inputs) < 2:
+                continue
+            index = int(operator.inputs[1])
+            tensor = subgraph.tensors[index] if index >= 0 else None
+            data = model.buffers[tensor.buffer].data if tensor is not None else None
+            if (tensor is None or tensor.type != schema.TensorType.FLOAT32 or data is None
+                    or len(data) < 4 * min_elements or uses[index] != 1):
+                continue
+            kind = weighted[operator.opcodeIndex]
+            if kind == "FULLY_CONNECTED" and int(tensor.shape[0]) == 1:
+                continue
+            dequantized = schema.TensorT()
+            dequantized.shape = np.asarray(tensor.shape, dtype=np.int32)
+            dequantized.type, dequantized.buffer = schema.TensorType.FLOAT32, 0
+            name = tensor.name.decode() if isinstance(tensor.name, bytes) else tensor.name or "weights"
+            dequantized.name = f"{name}/dequantized"
+            _store_symmetric_int8(model, tensor, _OUTPUT_CHANNEL_AXIS[kind])
+            subgraph.tensors.append(dequantized)
+            inputs = np.array(operator.inputs, dtype=np.int32)
+            inputs[1] = len(subgraph.tensors) - 1
+            operator.inputs = inputs
+            dequantize = schema.OperatorT()
+            dequantize.opcodeIndex = _operator_code_index(
+                model, "DEQUANTIZE", _DEQUANTIZE_VERSION[len(tensor.quantization.scale) > 1])
+            dequantize.inputs = np.asarray([index], dtype=np.int32)
+            dequantize.outputs = np.asarray([len(subgraph.tensors) - 1], dtype=np.int32)
+            dequantize_ops.append(dequantize)
+            count += 1
+        # Constants first: the runtime runs each DEQUANTIZE once, at prepare.
+        subgraph.operators = dequantize_ops + list(subgraph.operators)
+    declare_min_runtime(model)
     _as_arrays(model)
     return write_model(model, len(flatbuffer)), count
 
