@@ -8,7 +8,8 @@ OpenCV instead of TensorFlow eager ops:
 1. **Image pyramid.** "we initially resize it to different scales to build
    an image pyramid" (Zhang et al. 2016, sec. II-A): scales
    ``12 / min_face * 0.709**k``; each level is the ``[-1, 1]`` normalised
-   image area-resized to ``int(side * scale)``.
+   image area-resized to ``int(side * scale)``, all levels in one pass
+   (:mod:`ssrnet_tf.faces.area_pyramid`).
 2. **P-Net** on every level; windows with face probability above
    ``threshold_pnet`` become boxes (stride 2, 12-pixel window, regression),
    NMS (IoU 0.5) per level, NMS (IoU 0.7) over all levels, then squared.
@@ -35,6 +36,7 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
+from ssrnet_tf.faces import area_pyramid
 from ssrnet_tf.faces.mtcnn_conversion import CHECKSUM_FILE, NETWORK_FILES
 
 #: Folder of the shipped networks.
@@ -301,15 +303,15 @@ class LiteMTCNN:
         return rows if len(rows) else np.empty((0, 16))
 
     def _stage_pnet(self, image, min_face_size, threshold, nms_level, nms_all) -> np.ndarray:
-        import cv2  # pylint: disable=import-outside-toplevel
-
         height, width = image.shape[:2]
-        levels = []
+        scales, sizes = [], []
         for scale in pyramid_scales(width, height, min_face_size):
             level_h, level_w = (np.asarray([height, width]) * scale).astype(int)
-            if min(level_h, level_w) < _CELL:
-                continue
-            level = cv2.resize(image, (int(level_w), int(level_h)), interpolation=cv2.INTER_AREA)
+            if min(level_h, level_w) >= _CELL:
+                scales.append(scale)
+                sizes.append((int(level_h), int(level_w)))
+        levels = []
+        for scale, level in zip(scales, area_pyramid.area_levels(image, sizes)):
             outputs = self._pnet(level[None])
             rows = proposals(outputs[4][0], outputs[2][0, :, :, 1], scale, threshold)
             levels.append(suppress(rows, nms_level, sort=False))
