@@ -35,7 +35,7 @@ def utkface_dir() -> pathlib.Path:
 
 
 #: What a wheel is built from (a copy, so no stale build/ folder of the checkout leaks in).
-_WHEEL_SOURCES = ("ssrnet_tf", "setup.cfg", "pyproject.toml", "README.md", "LICENSE")
+_WHEEL_SOURCES = ("ssrnet_tf", "setup.cfg", "setup.py", "pyproject.toml", "README.md", "LICENSE")
 
 
 @pytest.fixture(scope="session")
@@ -49,7 +49,7 @@ def built_wheel(tmp_path_factory) -> pathlib.Path:
     for name in _WHEEL_SOURCES:
         path = REPO_ROOT / name
         if path.is_dir():
-            shutil.copytree(path, source / name, ignore=shutil.ignore_patterns("__pycache__"))
+            shutil.copytree(path, source / name, ignore=shutil.ignore_patterns("__pycache__", "*.so", "*.pyd"))
         else:
             shutil.copy2(path, source / name)
     out = tmp_path_factory.mktemp("wheel")

@@ -63,3 +63,8 @@ def test_wheel_has_configs_package_data_and_metadata(built_wheel):
     assert re.search(r"^Author: \S", metadata, re.M)
     assert metadata.count("Classifier: ") >= 5
     assert "ssrnet_tf/cli.py" in names
+    # The optional C pyramid is compiled into the wheel wherever this checkout's was.
+    from ssrnet_tf.faces import area_pyramid
+
+    if area_pyramid.COMPILED:
+        assert any(n.startswith("ssrnet_tf/faces/_area_pyramid.") for n in names), sorted(names)[:20]
