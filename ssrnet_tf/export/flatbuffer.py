@@ -492,6 +492,14 @@ def int8_fully_connected_weights(flatbuffer: bytes) -> Tuple[bytes, int]:
     return write_model(model, len(flatbuffer)), count
 
 
+def _consumer_counts(subgraph) -> Dict[int, int]:
+    """``{tensor index: how many operator inputs read it}`` of a ``SubGraphT``."""
+    counts: Dict[int, int] = {}
+    for operator in subgraph.operators:
+        for index in operator.inputs:
+            counts[int(index)] = counts.get(int(index), 0) + 1
+    return counts
+
 def _store_symmetric_int8(model, tensor, axis: int) -> None:
     """Makes a float32 constant tensor int8 with one symmetric scale per slice along ``axis``.
 
@@ -571,10 +579,7 @@ def int8_weight_only(flatbuffer: bytes, min_elements: int = 1024) -> Tuple[bytes
     weighted = builtin_op_indices(model, *_OUTPUT_CHANNEL_AXIS)
     count = 0
     for subgraph in model.subgraphs:
-        uses: Dict[int, int] = {}
-        for operator in subgraph.operators:
-            for index in operator.inputs:
-                uses[int(index)] = uses.get(int(index), 0) + 1
+        uses = _consumer_counts(subgraph)
         dequantize_ops = []
         for operator in subgraph.operators:
             if operator.opcodeIndex not in weighted or len(operator.inputs) < 2:
@@ -583,7 +588,7 @@ def int8_weight_only(flatbuffer: bytes, min_elements: int = 1024) -> Tuple[bytes
             tensor = subgraph.tensors[index] if index >= 0 else None
             data = model.buffers[tensor.buffer].data if tensor is not None else None
             if (tensor is None or tensor.type != schema.TensorType.FLOAT32 or data is None
-                    or len(data) < 4 * min_elements or uses[index] != 1):
+                    or len(data) < 4 * min_elements or uses.get(index) != 1):
                 continue
             kind = weighted[operator.opcodeIndex]
             if kind == "FULLY_CONNECTED" and int(tensor.shape[0]) == 1:
@@ -645,10 +650,7 @@ def narrow_tanh_input_ranges(flatbuffer: bytes, bound: float = 4.0) -> Tuple[byt
     tanh_codes = builtin_op_indices(model, "TANH")
     count = 0
     for subgraph in model.subgraphs:
-        consumers: Dict[int, int] = {}
-        for operator in subgraph.operators:
-            for index in operator.inputs:
-                consumers[int(index)] = consumers.get(int(index), 0) + 1
+        consumers = _consumer_counts(subgraph)
         graph_io = {int(i) for i in subgraph.inputs} | {int(i) for i in subgraph.outputs}
         for operator in subgraph.operators:
             if operator.opcodeIndex not in tanh_codes:
