@@ -42,6 +42,10 @@ def test_bad_arguments():
         convert_to_tflite(model, quantize="int8")
     with pytest.raises(ValueError, match="int8_input_type"):
         convert_to_tflite(model, quantize="dynamic", int8_input_type="uint8")
+    with pytest.raises(ValueError, match="dynamic_hybrid_ops"):
+        convert_to_tflite(model, quantize="float16", dynamic_hybrid_ops=True)
+    with pytest.raises(ValueError, match="int8_head_weights"):
+        convert_to_tflite(model, quantize="dynamic", int8_head_weights=True)
 
 
 @pytest.mark.parametrize("quantize", ["none", "float16"])

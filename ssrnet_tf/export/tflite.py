@@ -184,6 +184,10 @@ def convert_to_tflite(
         raise ValueError(f"int8_input_type must be one of {INT8_INPUT_TYPES}, got {int8_input_type!r}.")
     if int8_input_type != "float32" and quantize != "int8":
         raise ValueError("int8_input_type applies to quantize='int8' only.")
+    if int8_head_weights and quantize != "int8":
+        raise ValueError("int8_head_weights applies to quantize='int8' only.")
+    if dynamic_hybrid_ops and quantize != "dynamic":
+        raise ValueError("dynamic_hybrid_ops applies to quantize='dynamic' only.")
 
     if quantize != "int8":
         converter = tf.lite.TFLiteConverter.from_keras_model(model)
