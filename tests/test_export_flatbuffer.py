@@ -180,3 +180,53 @@ def test_int8_weight_only_quantizes_large_filters_behind_dequantize():
         scale = np.abs(expected[name]).max()
         np.testing.assert_allclose(got[name], expected[name], atol=0.02 * scale, err_msg=name)
     assert not np.allclose(got["hidden"], expected["hidden"], atol=1e-6)  # the weights really are rounded
+
+
+def _scaled_backbone_model(padding="valid"):
+    """x / 127.5 - 1 (BGR -> RGB) in front of a nested network whose first conv has no bias but a batch norm."""
+    from ssrnet_tf.layers.pixel_normalization import pixel_normalization_for
+
+    keras.utils.set_random_seed(0)
+    inner_input = keras.Input((16, 16, 3))
+    x = keras.layers.Conv2D(8, 3, strides=2, padding=padding, use_bias=False, name="conv")(inner_input)
+    x = keras.layers.BatchNormalization(name="conv_bn")(x)
+    x = keras.layers.ReLU()(x)
+    inner = keras.Model(inner_input, keras.layers.GlobalAveragePooling2D()(x), name="network")
+    inputs = keras.Input((16, 16, 3))
+    features = inner(pixel_normalization_for("tf", name="scaling")(inputs))
+    model = keras.Model(inputs, {"age": keras.layers.Dense(1, name="age")(features)})
+    bn = inner.get_layer("conv_bn")
+    rng = np.random.default_rng(0)
+    bn.set_weights([rng.uniform(0.5, 2, 8), rng.normal(0, 1, 8), rng.normal(0, 1, 8), rng.uniform(0.5, 2, 8)])
+    return model
+
+
+def test_exact_int8_input_scaling_folds_into_the_first_convolution():
+    from ssrnet_tf.export.int8_friendly import EXACT_INT8_SCALE, exact_int8_input_scaling
+
+    model = _scaled_backbone_model()
+    folded = exact_int8_input_scaling(model)
+    assert folded is not model
+    assert folded.get_layer("scaling").scale == EXACT_INT8_SCALE and model.get_layer("scaling").scale == 1 / 127.5
+    batch = faces(4)[:, :16, :16]
+    np.testing.assert_allclose(folded.predict(batch, verbose=0)["age"], model.predict(batch, verbose=0)["age"],
+                               rtol=1e-4, atol=1e-4)
+    ssrnet = build_ssrnet()  # no pixel scaling: nothing to fold
+    assert exact_int8_input_scaling(ssrnet) is ssrnet
+
+
+def test_int8_export_scales_pixels_without_rounding():
+    """The int8 MUL of the scaled pixels gets scale 1/128 and zero point -128: q = x - 128, no rounding."""
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    # 'same' padding, as MobileNet's first convolution: the converter cannot fold the scaling into it.
+    model = _scaled_backbone_model(padding="same")
+    flatbuffer = convert_to_tflite(model, quantize="int8", representative_images=faces(16)[:, :16, :16])
+    parsed, graph = tensors(flatbuffer)
+    multiply = flatbuffer_lib.builtin_op_indices(parsed, "MUL")
+    (operator,) = [op for op in graph.operators if op.opcodeIndex in multiply]
+    params = graph.tensors[operator.outputs[0]].quantization
+    assert graph.tensors[operator.outputs[0]].type == schema.TensorType.INT8
+    assert (float(params.scale[0]), int(params.zeroPoint[0])) == (1 / 128, -128)
+    _, count = flatbuffer_lib.exact_input_scaling(flatbuffer)  # nothing left to change
+    assert count == 1  # (the rewrite is idempotent: it matches the op again and writes the same values)

@@ -617,6 +617,74 @@ def int8_weight_only(flatbuffer: bytes, min_elements: int = 1024) -> Tuple[bytes
     return write_model(model, len(flatbuffer)), count
 
 
+def _dequantized_constant(model, tensor) -> Optional[np.ndarray]:
+    """The real values of a constant int8 tensor with one scale, else ``None``."""
+    schema = _schema()
+    data = model.buffers[tensor.buffer].data
+    params = tensor.quantization
+    if (tensor.type != schema.TensorType.INT8 or data is None or len(data) == 0 or params is None
+            or params.scale is None or len(params.scale) != 1):
+        return None
+    values = np.frombuffer(np.asarray(data, dtype=np.uint8).tobytes(), dtype=np.int8).astype(np.float64)
+    return (values - float(params.zeroPoint[0])) * float(params.scale[0])
+
+
+def exact_input_scaling(flatbuffer: bytes, scale: float = 1.0 / 128.0) -> Tuple[bytes, int]:
+    """Makes an int8 ``MUL`` of raw pixels by ``scale`` exact: output scale ``scale``, zero point -128.
+
+    After :func:`ssrnet_tf.export.int8_friendly.exact_int8_input_scaling` a
+    model scales its pixels by 1/128 and subtracts 1. The input ``QUANTIZE``
+    gives ``q = x - 128`` (scale 1, zero point -128), so ``x / 128`` is
+    ``q`` itself at scale 1/128 and zero point -128, and the ``ADD`` of -1
+    that follows gives ``q`` at scale 1/128 and zero point 0. Calibration
+    picks some other output range for the ``MUL`` (here ``[-1, 2]``), which
+    makes it round, and runtimes round ties differently. With the exact
+    output parameters nothing is rounded.
+
+    Only a ``MUL`` whose input has scale 1 and zero point -128 and whose
+    other operand is the constant ``scale`` is changed, and only when its
+    output feeds nothing but ``ADD`` ops.
+
+    Args:
+        flatbuffer: A full-integer ``.tflite`` model.
+        scale: The pixel scale.
+
+    Returns:
+        ``(flatbuffer, count)``: the rewritten model and how many ops were changed.
+    """
+    schema = _schema()
+    model = read_model(flatbuffer)
+    multiply = builtin_op_indices(model, "MUL")
+    add = builtin_op_indices(model, "ADD")
+    count = 0
+    for subgraph in model.subgraphs:
+        readers: Dict[int, list] = {}
+        for operator in subgraph.operators:
+            for index in operator.inputs:
+                readers.setdefault(int(index), []).append(operator)
+        for operator in subgraph.operators:
+            if operator.opcodeIndex not in multiply or len(operator.inputs) != 2:
+                continue
+            first, second = (subgraph.tensors[int(i)] for i in operator.inputs)
+            constant = _dequantized_constant(model, second)
+            params = first.quantization
+            output_index = int(operator.outputs[0])
+            output = subgraph.tensors[output_index]
+            if (constant is None or constant.size != 1 or abs(constant[0] - scale) > 1e-9
+                    or first.type != schema.TensorType.INT8 or params is None or params.scale is None
+                    or len(params.scale) != 1 or float(params.scale[0]) != 1.0 or int(params.zeroPoint[0]) != -128
+                    or output.type != schema.TensorType.INT8 or output_index in {int(i) for i in subgraph.outputs}
+                    or not readers.get(output_index)
+                    or any(reader.opcodeIndex not in add for reader in readers[output_index])):
+                continue
+            exact = schema.QuantizationParametersT()
+            exact.scale = np.asarray([scale], dtype=np.float32)
+            exact.zeroPoint = np.asarray([-128], dtype=np.int64)
+            output.quantization = exact
+            count += 1
+    _as_arrays(model)
+    return write_model(model, len(flatbuffer)), count
+
 def narrow_tanh_input_ranges(flatbuffer: bytes, bound: float = 4.0) -> Tuple[bytes, int]:
     """Limits the int8 range of every ``TANH`` input to ``[-bound, bound]``.
 

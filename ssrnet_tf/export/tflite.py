@@ -132,6 +132,11 @@ def convert_to_tflite(
       output layers) stays float32, see
       :mod:`ssrnet_tf.export.int8_friendly`. SSR-Net's average pools become
       equivalent depthwise convolutions so that XNNPACK takes every node.
+      A model that scales its pixels (MobileNet's ``x / 127.5 - 1``) is
+      exported with ``x / 128 - 1``, the difference folded into its first
+      convolution, which int8 represents without rounding
+      (:func:`ssrnet_tf.export.int8_friendly.exact_int8_input_scaling`,
+      :func:`ssrnet_tf.export.flatbuffer.exact_input_scaling`).
 
     Args:
         model: A built ``keras.Model`` (inference behaviour is exported).
@@ -203,6 +208,9 @@ def convert_to_tflite(
             raise ValueError("quantize='int8' needs representative_images (real aligned faces) for calibration.")
         import keras  # pylint: disable=import-outside-toplevel
 
+        # Pixel scaling that int8 carries without rounding (x / 128 - 1), so
+        # that every runtime computes the same scaled input.
+        model = int8_friendly.exact_int8_input_scaling(model)
         nested = any(isinstance(layer, keras.Model) for layer in model.layers)
         if not nested:
             model = int8_friendly.average_pools_as_depthwise(model)
@@ -221,6 +229,7 @@ def convert_to_tflite(
                 converter=converter, debug_dataset=converter.representative_dataset, debug_options=options
             )
             flatbuffer = debugger.get_nondebug_quantized_model()
+        flatbuffer, _ = flatbuffer_lib.exact_input_scaling(flatbuffer)
         if int8_input_type != "float32":
             flatbuffer = _set_int8_input(flatbuffer, int8_input_type)
         flatbuffer, _ = flatbuffer_lib.narrow_tanh_input_ranges(flatbuffer)
