@@ -292,21 +292,20 @@ def use_operator_version(model, operator, version: int) -> None:
     The other operators that shared its code keep theirs; an existing code
     with that op and version is reused, else one is appended.
     """
-    schema = _schema()
     code = model.operatorCodes[operator.opcodeIndex]
-    if code.version == version:
-        return
+    if code.version != version:
+        operator.opcodeIndex = _code_index(model, (code.builtinCode, code.deprecatedBuiltinCode, code.customCode, version))
+
+
+def _code_index(model, key: Tuple) -> int:
+    """Index of the operator code ``(builtinCode, deprecatedBuiltinCode, customCode, version)``, appended when missing."""
     for index, other in enumerate(model.operatorCodes):
-        if (other.builtinCode, other.deprecatedBuiltinCode, other.customCode, other.version) == (
-            code.builtinCode, code.deprecatedBuiltinCode, code.customCode, version
-        ):
-            operator.opcodeIndex = index
-            return
-    new_code = schema.OperatorCodeT()
-    new_code.builtinCode, new_code.deprecatedBuiltinCode = code.builtinCode, code.deprecatedBuiltinCode
-    new_code.customCode, new_code.version = code.customCode, version
+        if (other.builtinCode, other.deprecatedBuiltinCode, other.customCode, other.version) == key:
+            return index
+    new_code = _schema().OperatorCodeT()
+    new_code.builtinCode, new_code.deprecatedBuiltinCode, new_code.customCode, new_code.version = key
     model.operatorCodes.append(new_code)
-    operator.opcodeIndex = len(model.operatorCodes) - 1
+    return len(model.operatorCodes) - 1
 
 
 def drop_unused_operator_codes(model) -> None:
@@ -492,13 +491,13 @@ def int8_fully_connected_weights(flatbuffer: bytes) -> Tuple[bytes, int]:
     return write_model(model, len(flatbuffer)), count
 
 
-def _consumer_counts(subgraph) -> Dict[int, int]:
-    """``{tensor index: how many operator inputs read it}`` of a ``SubGraphT``."""
-    counts: Dict[int, int] = {}
+def _readers(subgraph) -> Dict[int, list]:
+    """``{tensor index: the operators that read it, once per input slot}`` of a ``SubGraphT``."""
+    readers: Dict[int, list] = {}
     for operator in subgraph.operators:
         for index in operator.inputs:
-            counts[int(index)] = counts.get(int(index), 0) + 1
-    return counts
+            readers.setdefault(int(index), []).append(operator)
+    return readers
 
 def _store_symmetric_int8(model, tensor, axis: int) -> None:
     """Makes a float32 constant tensor int8 with one symmetric scale per slice along ``axis``.
@@ -522,19 +521,6 @@ def _store_symmetric_int8(model, tensor, axis: int) -> None:
     params.zeroPoint = np.zeros(len(scale), dtype=np.int64)
     params.quantizedDimension = axis
     tensor.quantization = params
-
-
-def _operator_code_index(model, name: str, version: int) -> int:
-    """Index of the builtin operator code ``(name, version)``, appended when missing."""
-    schema = _schema()
-    builtin = getattr(schema.BuiltinOperator, name)
-    for index, code in enumerate(model.operatorCodes):
-        if max(code.builtinCode, code.deprecatedBuiltinCode) == builtin and code.version == version:
-            return index
-    code = schema.OperatorCodeT()
-    code.builtinCode, code.deprecatedBuiltinCode, code.version = builtin, min(builtin, 127), version
-    model.operatorCodes.append(code)
-    return len(model.operatorCodes) - 1
 
 
 #: Axis of the output channels of each weight-carrying op's filter (input 1).
@@ -579,7 +565,7 @@ def int8_weight_only(flatbuffer: bytes, min_elements: int = 1024) -> Tuple[bytes
     weighted = builtin_op_indices(model, *_OUTPUT_CHANNEL_AXIS)
     count = 0
     for subgraph in model.subgraphs:
-        uses = _consumer_counts(subgraph)
+        readers = _readers(subgraph)
         dequantize_ops = []
         for operator in subgraph.operators:
             if operator.opcodeIndex not in weighted or len(operator.inputs) < 2:
@@ -588,7 +574,7 @@ def int8_weight_only(flatbuffer: bytes, min_elements: int = 1024) -> Tuple[bytes
             tensor = subgraph.tensors[index] if index >= 0 else None
             data = model.buffers[tensor.buffer].data if tensor is not None else None
             if (tensor is None or tensor.type != schema.TensorType.FLOAT32 or data is None
-                    or len(data) < 4 * min_elements or uses.get(index) != 1):
+                    or len(data) < 4 * min_elements or len(readers.get(index, ())) != 1):
                 continue
             kind = weighted[operator.opcodeIndex]
             if kind == "FULLY_CONNECTED" and int(tensor.shape[0]) == 1:
@@ -604,8 +590,9 @@ def int8_weight_only(flatbuffer: bytes, min_elements: int = 1024) -> Tuple[bytes
             inputs[1] = len(subgraph.tensors) - 1
             operator.inputs = inputs
             dequantize = schema.OperatorT()
-            dequantize.opcodeIndex = _operator_code_index(
-                model, "DEQUANTIZE", _DEQUANTIZE_VERSION[len(tensor.quantization.scale) > 1])
+            builtin = schema.BuiltinOperator.DEQUANTIZE
+            version = _DEQUANTIZE_VERSION[len(tensor.quantization.scale) > 1]
+            dequantize.opcodeIndex = _code_index(model, (builtin, builtin, None, version))
             dequantize.inputs = np.asarray([index], dtype=np.int32)
             dequantize.outputs = np.asarray([len(subgraph.tensors) - 1], dtype=np.int32)
             dequantize_ops.append(dequantize)
@@ -658,10 +645,7 @@ def exact_input_scaling(flatbuffer: bytes, scale: float = 1.0 / 128.0) -> Tuple[
     add = builtin_op_indices(model, "ADD")
     count = 0
     for subgraph in model.subgraphs:
-        readers: Dict[int, list] = {}
-        for operator in subgraph.operators:
-            for index in operator.inputs:
-                readers.setdefault(int(index), []).append(operator)
+        readers = _readers(subgraph)
         for operator in subgraph.operators:
             if operator.opcodeIndex not in multiply or len(operator.inputs) != 2:
                 continue
@@ -718,7 +702,7 @@ def narrow_tanh_input_ranges(flatbuffer: bytes, bound: float = 4.0) -> Tuple[byt
     tanh_codes = builtin_op_indices(model, "TANH")
     count = 0
     for subgraph in model.subgraphs:
-        consumers = _consumer_counts(subgraph)
+        readers = _readers(subgraph)
         graph_io = {int(i) for i in subgraph.inputs} | {int(i) for i in subgraph.outputs}
         for operator in subgraph.operators:
             if operator.opcodeIndex not in tanh_codes:
@@ -727,7 +711,7 @@ def narrow_tanh_input_ranges(flatbuffer: bytes, bound: float = 4.0) -> Tuple[byt
             tensor = subgraph.tensors[index]
             params = tensor.quantization
             if (
-                tensor.type != schema.TensorType.INT8 or consumers.get(index) != 1 or index in graph_io
+                tensor.type != schema.TensorType.INT8 or len(readers.get(index, ())) != 1 or index in graph_io
                 or params is None or params.scale is None or len(params.scale) != 1
             ):
                 continue
