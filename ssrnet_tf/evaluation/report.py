@@ -33,6 +33,31 @@ PathLike = Union[str, os.PathLike]
 CA_CURVE = tuple(range(16))
 
 
+def labelled_table(data: PathLike, *, split: Optional[PathLike] = None, part: str = "test",
+                   limit: Optional[int] = None, seed: int = 0):
+    """The labelled faces :func:`predict_folder` evaluates (same arguments), as a table.
+
+    Raises:
+        ValueError: If ``split`` has no ``part`` or names faces that are not
+            in ``data``.
+    """
+    from ssrnet_tf.data import sources  # pylint: disable=import-outside-toplevel
+    from ssrnet_tf.data.csv_table import read_csv_table  # pylint: disable=import-outside-toplevel
+
+    data = pathlib.Path(data)
+    table = read_csv_table(data) if data.suffix.lower() == ".csv" else sources.read_dataset("utkface", data, cli_setting="--data")
+    if split is not None:
+        from ssrnet_tf.data import splits  # pylint: disable=import-outside-toplevel
+
+        saved = splits.Split.load(split)
+        if part not in saved.parts:
+            raise ValueError(f"{split}: no part {part!r}; it has {sorted(saved.parts)}.")
+        table = table.take(saved.indices(table)[part])
+    if limit is not None and limit < len(table):
+        table = table.take(np.sort(np.random.default_rng(seed).permutation(len(table))[:limit]))
+    return table
+
+
 def predict_folder(model_path: Optional[str], data: PathLike, *, limit: Optional[int] = None, seed: int = 0,
                    weights_dir: Optional[PathLike] = None, batch_size: int = 64,
                    split: Optional[PathLike] = None, part: str = "test", flip_average: bool = False):
@@ -62,20 +87,9 @@ def predict_folder(model_path: Optional[str], data: PathLike, *, limit: Optional
         ValueError: If ``split`` has no ``part`` or names faces that are not
             in ``data`` (paths must be written as in the training config).
     """
-    from ssrnet_tf.data import pipeline, sources  # pylint: disable=import-outside-toplevel
-    from ssrnet_tf.data.csv_table import read_csv_table  # pylint: disable=import-outside-toplevel
+    from ssrnet_tf.data import pipeline  # pylint: disable=import-outside-toplevel
 
-    data = pathlib.Path(data)
-    table = read_csv_table(data) if data.suffix.lower() == ".csv" else sources.read_dataset("utkface", data, cli_setting="--data")
-    if split is not None:
-        from ssrnet_tf.data import splits  # pylint: disable=import-outside-toplevel
-
-        saved = splits.Split.load(split)
-        if part not in saved.parts:
-            raise ValueError(f"{split}: no part {part!r}; it has {sorted(saved.parts)}.")
-        table = table.take(saved.indices(table)[part])
-    if limit is not None and limit < len(table):
-        table = table.take(np.sort(np.random.default_rng(seed).permutation(len(table))[:limit]))
+    table = labelled_table(data, split=split, part=part, limit=limit, seed=seed)
     from ssrnet_tf.faces.age_predictor import load_age_model  # pylint: disable=import-outside-toplevel
 
     model = load_age_model(model_path, weights_dir=weights_dir, flip_average=flip_average)

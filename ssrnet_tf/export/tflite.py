@@ -124,7 +124,7 @@ def convert_to_tflite(
       dequantized once when the model is loaded
       (:func:`ssrnet_tf.export.flatbuffer.int8_weight_only`), so every
       runtime computes the same ages. XNNPACK takes the whole graph and
-      runs it as fast as float32 (measured: compact backbone model 0.58 ms,
+      runs it as fast as float32 (measured: compact backbone model ~0.6 ms,
       SSR-Net 0.41 ms, one thread); for int8 speed choose ``"int8"``.
     * ``"int8"``: full-integer post-training quantization of the
       convolutional feature extractor, calibrated on
@@ -167,7 +167,7 @@ def convert_to_tflite(
             takes every op (SSR-Net: 0.25 ms against 0.41 ms weight-only,
             one thread; the compact backbone model, whose hybrid depthwise
             convolutions XNNPACK leaves to the reference kernels: 0.77 ms
-            against 0.58), but the ages depend on the kernels: 0.58 years
+            against ~0.6), but the ages depend on the kernels: 0.58 years
             between LiteRT's own XNNPACK and reference kernels on the
             compact backbone. Its dense kernels have one scale per output
             unit (``FULLY_CONNECTED`` version 12), which TFLite 2.14 refuses.
