@@ -16,6 +16,18 @@ UTKFACE_DIR = SHARED / "data" / "utkface" / "UTKFace"
 REFERENCE_NAMES = ("imdb", "wiki", "morph2", "megaface_asian")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _face_cache_dir(tmp_path_factory):
+    """Decoded-face caches of the tests go to a temporary folder, never the user's ``~/.cache``."""
+    if "SSRNET_TF_CACHE_DIR" in os.environ:
+        yield pathlib.Path(os.environ["SSRNET_TF_CACHE_DIR"])
+        return
+    folder = tmp_path_factory.mktemp("face_cache")
+    os.environ["SSRNET_TF_CACHE_DIR"] = str(folder)
+    yield folder
+    del os.environ["SSRNET_TF_CACHE_DIR"]
+
+
 def _require(path: pathlib.Path, what: str) -> pathlib.Path:
     if not path.exists():
         pytest.skip(f"{what} not found at {path} (../shared is absent in this checkout)")

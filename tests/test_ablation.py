@@ -13,7 +13,7 @@ STUDIES = ("agn", "heads", "lae", "ssrnet_range", "multitask")
 
 # A budget that exercises every code path in seconds: a few hundred faces, a
 # 32 px backbone (64 px for SSR-Net, whose stages need it), two steps per epoch.
-TINY = ["data.limit=200", "run.epochs=1", "run.steps_per_epoch=2", "data.batch_size=16", "run.precise_bn_batches=1",
+TINY = ["data.limit=200", "data.test_fraction=0.2", "run.epochs=1", "run.steps_per_epoch=2", "data.batch_size=16", "run.precise_bn_batches=1",
         "stage_two.epochs=1", "stage_two.steps_per_epoch=2"]
 TINY_BACKBONE = ["model.input_size=32"]
 

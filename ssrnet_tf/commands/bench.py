@@ -17,6 +17,7 @@ EXAMPLES = (
     "ssrnet-tf bench --weights-dir ssrnet_h5/ --full        # offline weights; print the whole grid",
     "ssrnet-tf bench age_int8.tflite runs/ssrnet/model.keras --threads 1 --batches 1   # your files",
     "ssrnet-tf bench --pipeline photos/                     # photo -> ages, time per stage",
+    "ssrnet-tf bench --train compact_utkface                # training faces/s for every speed switch",
 )
 
 #: Recorded in the spec of files exported from random weights (``predict`` warns on it).
@@ -196,10 +197,25 @@ def run_pipeline(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_training(args: argparse.Namespace) -> int:
+    """``--train CONFIG``: training throughput under every combination of the speed switches."""
+    from ssrnet_tf.benchmarks import training_throughput  # pylint: disable=import-outside-toplevel
+
+    output_dir = pathlib.Path(args.output_dir)
+    document = training_throughput.benchmark_training(args.train, args.overrides, steps=args.steps,
+                                                      warmup=args.warmup_steps)
+    print(training_throughput.format_table(document))
+    path = training_throughput.write_json(document, output_dir / f"train_{document['config']}.json")
+    print(f"written: {path}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     """Benchmarks the given models (or the built-in set) and reports."""
     if args.pipeline:
         return run_pipeline(args)
+    if args.train:
+        return run_training(args)
     from ssrnet_tf.export import bench_report, benchmark  # pylint: disable=import-outside-toplevel
     from ssrnet_tf.utils.atomic import atomic_write_bytes  # pylint: disable=import-outside-toplevel
 
@@ -282,6 +298,14 @@ def add_parser(commands) -> None:
                         help="MTCNN backends timed by --pipeline [litert]")
     parser.add_argument("--photos", type=int, default=50, help="photos timed by --pipeline [50]")
     parser.add_argument("--repeats", type=int, default=3, help="passes by --pipeline; the fastest per photo counts [3]")
+    parser.add_argument("--train", metavar="CONFIG",
+                        help="instead: training faces/s of an experiment config (name or YAML) for every combination "
+                        "of the speed switches (XLA, mixed precision, steps per execution), its real input pipeline "
+                        "and augmentations; table and OUTPUT_DIR/train_CONFIG.json")
+    parser.add_argument("--steps", type=int, default=40, help="timed training steps per combination, --train [40]")
+    parser.add_argument("--warmup-steps", type=int, default=8, help="untimed steps first, --train [8]")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="config override for --train (repeatable), e.g. --set data.path=faces/")
     parser.add_argument("--full", action="store_true", help="also print the full grid (threads x XNNPACK x batch)")
     parser.add_argument("--output-dir", default="runs/bench", help="models, benchmark.json and benchmark.png [runs/bench]")
     parser.set_defaults(handler=run)

@@ -71,12 +71,20 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
     temporary name and renamed, then the metadata (completed epoch count)
     is; on restart the weights and the epoch always belong together or the
     weights are one epoch ahead, which repeats no update.
+
+    Args:
+        backup_dir: The backup folder.
+        write: ``False`` restores from it but never writes it (the workers
+            of a multi-worker run other than the chief).
     """
 
-    def __init__(self, backup_dir):
+    def __init__(self, backup_dir, write: bool = True):
         super().__init__(str(backup_dir), save_freq="epoch", delete_checkpoint=False, double_checkpoint=False)
+        self.write = write  # False: restore only (a multi-worker run's non-chief workers)
 
     def _save_model(self):
+        if not self.write:
+            return
         directory = pathlib.Path(self.backup_dir)
         directory.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=atomic.temp_prefix("weights"), suffix=".tmp.weights.h5")

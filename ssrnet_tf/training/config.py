@@ -13,7 +13,7 @@ import dataclasses
 import math
 import pathlib
 import typing
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Union
 
 import yaml
 
@@ -82,7 +82,14 @@ class DataConfig:
             part is never used for a training decision.
         limit: Use at most this many faces (a seeded sample; smoke runs).
         batch_size: Images per batch.
-        cache: ``"memory"``, ``None`` or a file prefix.
+        cache: ``"faces"`` (decode each face once into the persistent
+            decoded-face cache, shared by every epoch, seed and variant
+            that reads the same files at the same size and crop:
+            :mod:`ssrnet_tf.data.face_cache`), ``"memory"`` (decode once
+            per run, in memory), ``None`` (decode every epoch) or a
+            ``tf.data`` cache file prefix.
+        cache_dir: Folder of the decoded-face caches; ``None``:
+            ``$SSRNET_TF_CACHE_DIR``, else ``~/.cache/ssrnet_tf/faces``.
         augment: Names of the augmentations (see
             :data:`ssrnet_tf.data.augment.NAMES`).
         augment_params: Their parameters.
@@ -95,7 +102,8 @@ class DataConfig:
     val_fraction: float = 0.1
     limit: Optional[int] = None
     batch_size: int = 50
-    cache: Optional[str] = "memory"
+    cache: Optional[str] = "faces"
+    cache_dir: Optional[str] = None
     augment: List[str] = dataclasses.field(default_factory=list)
     augment_params: Dict[str, Any] = dataclasses.field(default_factory=dict)
 
@@ -165,9 +173,18 @@ class RunConfig:
         output_dir: Run folder (config, split, checkpoints, logs, model).
         seed: Global seed.
         strategy: ``"auto"`` (from the hardware), ``"default"``,
-            ``"mirrored"`` or ``"tpu"``.
-        mixed_precision: ``"auto"`` (float16 mixed precision on GPU),
-            ``"off"`` or ``"on"``.
+            ``"mirrored"``, ``"tpu"`` or ``"multi_worker"``
+            (``MultiWorkerMirroredStrategy``, the cluster from
+            ``TF_CONFIG``: :mod:`ssrnet_tf.training.strategy`).
+        mixed_precision: ``"auto"``, ``"off"`` (float32),
+            ``"mixed_float16"``, ``"mixed_bfloat16"`` (``"on"``: the older
+            spelling of ``mixed_float16``). The speed switches' ``auto``
+            is in :mod:`ssrnet_tf.training.execution`.
+        jit_compile: XLA-compile the training step: ``"auto"``, ``"on"``,
+            ``"off"``. An op XLA cannot compile turns it off with one
+            warning naming the op.
+        steps_per_execution: Training steps per call of the compiled step
+            (``"auto"`` or an integer >= 1).
         steps_per_epoch: Cap on steps per epoch (smoke runs); ``None``: all.
         precise_bn_batches: Before each validation (and each saved model),
             recompute the batch-norm statistics as the mean over this many
@@ -181,6 +198,8 @@ class RunConfig:
     seed: int = 0
     strategy: str = "auto"
     mixed_precision: str = "auto"
+    jit_compile: str = "auto"
+    steps_per_execution: Union[int, str] = "auto"
     steps_per_epoch: Optional[int] = None
     precise_bn_batches: int = 20
 
@@ -188,8 +207,9 @@ class RunConfig:
         if self.precise_bn_batches < 0:
             raise ValueError(f"run.precise_bn_batches must be >= 0, got {self.precise_bn_batches}.")
         # YAML reads a bare on/off (``run.mixed_precision=on``) as a boolean.
-        if isinstance(self.mixed_precision, bool):
-            self.mixed_precision = "on" if self.mixed_precision else "off"
+        for name in ("mixed_precision", "jit_compile"):
+            if isinstance(getattr(self, name), bool):
+                setattr(self, name, "on" if getattr(self, name) else "off")
 
 
 @dataclasses.dataclass
@@ -317,8 +337,10 @@ _RULES = {
     "schedule.final_div": _at_least(1.0),
     "run.epochs": _at_least(1),
     "run.seed": _at_least(0),
-    "run.strategy": _choices("auto", "default", "mirrored", "tpu"),
-    "run.mixed_precision": _choices("auto", "on", "off"),
+    "run.strategy": _choices("auto", "default", "mirrored", "tpu", "multi_worker"),
+    "run.mixed_precision": _choices("auto", "off", "float32", "mixed_float16", "mixed_bfloat16", "on"),
+    "run.jit_compile": _choices("auto", "on", "off"),
+    "run.steps_per_execution": ((lambda v: v == "auto" or (isinstance(v, int) and v >= 1)), "'auto' or an integer >= 1"),
     "run.steps_per_epoch": _at_least(1),
     "run.precise_bn_batches": _at_least(0),
     "stage_two.epochs": _at_least(1),
@@ -418,7 +440,7 @@ def check_value(key: str, value, hint):
         allowed = ("null or " if typing.get_origin(hint) is typing.Union else "") + rule[1]
     else:
         allowed = _type_name(hint) + (f" {rule[1]}" if rule else "")
-    if key == "run.mixed_precision" and isinstance(value, bool):  # YAML reads a bare on/off as a boolean
+    if key in ("run.mixed_precision", "run.jit_compile") and isinstance(value, bool):  # YAML: a bare on/off is a boolean
         value = "on" if value else "off"
     given = value
     try:

@@ -41,22 +41,29 @@ import numpy as np
 
 from ssrnet_tf.training import callbacks as run_callbacks
 from ssrnet_tf.training import config as config_lib
+from ssrnet_tf.training import execution as execution_lib
 from ssrnet_tf.training import initial_weights, precise_batch_norm, schedules, stage_two, strategy as strategy_lib
 from ssrnet_tf.utils.atomic import atomic_write_bytes
 
 logger = logging.getLogger(__name__)
 
 
-def _split_tables(config: config_lib.ExperimentConfig, run_dir: pathlib.Path):
-    """Reads the dataset and returns its train/val/test tables (split saved)."""
-    from ssrnet_tf.data import sources, splits  # pylint: disable=import-outside-toplevel
+def read_table(config: config_lib.ExperimentConfig):
+    """The experiment's whole dataset (a seeded sample of ``data.limit`` faces when set)."""
+    from ssrnet_tf.data import sources  # pylint: disable=import-outside-toplevel
 
     table = sources.read_dataset(config.data.dataset, config.data.path, cli_setting="data.path")
     if config.data.limit is not None and config.data.limit < len(table):
         rows = np.random.default_rng(config.data.split_seed).permutation(len(table))[: config.data.limit]
         table = table.take(np.sort(rows))
-    split_path = run_dir / "split.json"
-    if split_path.is_file():
+    return table
+
+
+def split_parts(config: config_lib.ExperimentConfig, table, split_path: Optional[pathlib.Path] = None) -> Dict:
+    """``{"train", "test"[, "val"]: table}``: the seeded split (read from ``split_path`` if it exists, else saved there)."""
+    from ssrnet_tf.data import splits  # pylint: disable=import-outside-toplevel
+
+    if split_path is not None and split_path.is_file():
         split = splits.Split.load(split_path)
     else:
         test = config.data.test_fraction
@@ -65,12 +72,20 @@ def _split_tables(config: config_lib.ExperimentConfig, run_dir: pathlib.Path):
         if val > 0:
             fractions["val"] = val
         split = splits.random_split(table, fractions=fractions, seed=config.data.split_seed)
-        split.save(split_path)
-    parts = split.select(table)
-    return parts["train"], parts.get("val"), parts["test"]
+        if split_path is not None:
+            split.save(split_path)
+    return split.select(table)
 
 
-def _optimizer(options: config_lib.OptimizerConfig, learning_rate):
+def _split_tables(config: config_lib.ExperimentConfig, run_dir: pathlib.Path):
+    """Reads the dataset; returns its train, val and test tables and the whole table (split saved)."""
+    table = read_table(config)
+    parts = split_parts(config, table, run_dir / "split.json")
+    return parts["train"], parts.get("val"), parts["test"], table
+
+
+def optimizer_for(options: config_lib.OptimizerConfig, learning_rate):
+    """The Keras optimizer of an ``optimizer`` config section at ``learning_rate`` (a float or schedule)."""
     import keras  # pylint: disable=import-outside-toplevel
 
     if options.name == "adam":
@@ -173,8 +188,18 @@ def _prepare_run_dir(config: config_lib.ExperimentConfig, resume: bool, override
 
 
 def predict_ages(model, dataset) -> np.ndarray:
-    """Ages ``(N,)`` a model predicts for a dataset's images, in order."""
-    return np.asarray(model.predict(dataset.map(lambda images, targets: images), verbose=0)["age"]).reshape(-1)
+    """Ages ``(N,)`` a model predicts for a dataset's images, in order.
+
+    Under a multi-replica strategy ``model.predict`` would shard the
+    dataset across workers; each process predicts all of it locally instead.
+    """
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
+    images = dataset.map(lambda images, targets: images)
+    if tf.distribute.has_strategy() and tf.distribute.get_strategy().num_replicas_in_sync > 1:
+        local = tf.function(lambda batch: model(batch, training=False)["age"], reduce_retracing=True)
+        return np.concatenate([np.asarray(local(batch)).reshape(-1) for batch in images])
+    return np.asarray(model.predict(images, verbose=0)["age"]).reshape(-1)
 
 
 def _dataset_ages(dataset) -> np.ndarray:
@@ -189,29 +214,48 @@ class _Inputs:
     train_config: object
     val: object
     test: object
+    faces: object = None
+
+
+def open_faces(config: config_lib.ExperimentConfig, table):
+    """The decoded-face cache of every file of ``table`` (``None`` unless ``data.cache`` is ``"faces"``)."""
+    from ssrnet_tf.data import face_cache  # pylint: disable=import-outside-toplevel
+
+    if config.data.cache != "faces":
+        return None
+    return face_cache.open_face_cache(table.path.tolist(), config.model.input_size, config.data.cache_dir,
+                                      crop=face_cache.crop_settings(config.data.path))
+
+
+def train_pipeline_config(config: config_lib.ExperimentConfig, replicas: int = 1):
+    """The :class:`ssrnet_tf.data.pipeline.PipelineConfig` of the training batches."""
+    from ssrnet_tf.data import augment as augment_lib, pipeline  # pylint: disable=import-outside-toplevel
+
+    augment = augment_lib.AugmentConfig.from_names(config.data.augment, **config.data.augment_params) if config.data.augment else None
+    return pipeline.PipelineConfig(input_size=config.model.input_size, batch_size=config.data.batch_size * replicas,
+                                   cache=config.data.cache, cache_dir=config.data.cache_dir, augment=augment,
+                                   seed=config.run.seed)
 
 
 def _make_inputs(config: config_lib.ExperimentConfig, target_encoder, tables, run_dir: pathlib.Path,
-                 replicas: int) -> _Inputs:
+                 replicas: int, faces=None) -> _Inputs:
     """The training pipeline config and the validation and test pipelines."""
-    from ssrnet_tf.data import augment as augment_lib, pipeline  # pylint: disable=import-outside-toplevel
+    from ssrnet_tf.data import pipeline  # pylint: disable=import-outside-toplevel
 
-    _, val_table, test_table = tables
-    augment = augment_lib.AugmentConfig.from_names(config.data.augment, **config.data.augment_params) if config.data.augment else None
-    train_config = pipeline.PipelineConfig(input_size=config.model.input_size, batch_size=config.data.batch_size * replicas,
-                                           cache=config.data.cache, augment=augment, seed=config.run.seed)
+    val_table, test_table = tables[1], tables[2]
+    train_config = train_pipeline_config(config, replicas)
 
     def evaluation(table, name):
         dataset, _ = pipeline.make_dataset(table, train_config.evaluation(), target_encoder=target_encoder,
-                                           run_dir=run_dir, name=name)
+                                           run_dir=run_dir, name=name, faces=faces)
         return dataset
 
     val_data = evaluation(val_table, "val") if val_table is not None and len(val_table) else None
-    return _Inputs(train_config, val_data, evaluation(test_table, "test"))
+    return _Inputs(train_config, val_data, evaluation(test_table, "test"), faces)
 
 
 def _precise_bn_images(config: config_lib.ExperimentConfig, train_table, train_config, run_dir: pathlib.Path,
-                       replicas: int):
+                       replicas: int, faces=None):
     """A fixed, un-augmented sample of training batches (images only) for precise BN, or ``None``."""
     from ssrnet_tf.data import pipeline  # pylint: disable=import-outside-toplevel
 
@@ -223,25 +267,30 @@ def _precise_bn_images(config: config_lib.ExperimentConfig, train_table, train_c
         return None
     rows = np.random.default_rng(config.run.seed).permutation(len(train_table))[: batches * train_config.batch_size]
     dataset, _ = pipeline.make_dataset(train_table.take(np.sort(rows)), train_config.evaluation(), run_dir=run_dir,
-                                       name="precise_bn")
+                                       name="precise_bn", faces=faces)
     return dataset.map(lambda images, ages: images)
 
 
 def _fit(built: BuiltModel, run_dir: pathlib.Path, train_data, train_report, val_data, epochs: int,
          steps_per_epoch: Optional[int], plateau: Optional[config_lib.ScheduleConfig], verbose: int,
-         precise_bn_images=None) -> int:
-    """Fits a compiled model with the run-folder callbacks; returns the epochs done before."""
+         precise_bn_images=None, backup_dir: Optional[pathlib.Path] = None, write_backup: bool = True) -> int:
+    """Fits a compiled model with the run-folder callbacks; returns the epochs done before.
+
+    ``backup_dir`` (default ``run_dir/backup``) is where the backup is
+    restored from and, with ``write_backup``, written to (a multi-worker
+    run's other workers restore from the chief's and write none).
+    """
     import keras  # pylint: disable=import-outside-toplevel
 
     from ssrnet_tf.data import pipeline  # pylint: disable=import-outside-toplevel
 
     monitor = "val_loss" if val_data is not None else "loss"
-    backup_dir = run_dir / "backup"
+    backup_dir = backup_dir or run_dir / "backup"
     # Precise BN first: validation and every file saved below see the recalibrated statistics.
     callback_list = [] if precise_bn_images is None else [precise_batch_norm.PreciseBatchNormCallback(precise_bn_images)]
     callback_list += [  # the logger writes log.csv and the best model before the backup commits the epoch
         run_callbacks.RunLogger(run_dir, built.spec, monitor=monitor, backup_dir=backup_dir),
-        run_callbacks.AtomicBackupAndRestore(backup_dir),
+        run_callbacks.AtomicBackupAndRestore(backup_dir, write=write_backup),
         keras.callbacks.TensorBoard(str(run_dir / "tensorboard")),
         pipeline.InputReportCallback(train_report),
     ]
@@ -253,6 +302,17 @@ def _fit(built: BuiltModel, run_dir: pathlib.Path, train_data, train_report, val
     return done_before
 
 
+#: Per-face test results of a run's report (the paired bootstrap of the ablation studies reads them).
+TEST_ERRORS = "test_errors.csv"
+
+
+def write_test_errors(path: pathlib.Path, predictions: np.ndarray, truth: np.ndarray) -> pathlib.Path:
+    """``row,predicted,abs_error`` per test face, in the order of the run's test split (``split.json``)."""
+    lines = ["row,predicted,abs_error"]
+    lines += [f"{row},{p:.4f},{abs(p - t):.4f}" for row, (p, t) in enumerate(zip(predictions.tolist(), truth.tolist()))]
+    return atomic_write_bytes(path, ("\n".join(lines) + "\n").encode())
+
+
 def _evaluate(model, inputs: _Inputs, model_path: pathlib.Path, report_dir: pathlib.Path,
               config: config_lib.ExperimentConfig) -> Dict:
     """Validation MAE, and the test report written to ``report_dir``."""
@@ -262,8 +322,10 @@ def _evaluate(model, inputs: _Inputs, model_path: pathlib.Path, report_dir: path
     if inputs.val is not None:
         results["val_mae"] = round(float(np.mean(np.abs(predict_ages(model, inputs.val) - _dataset_ages(inputs.val)))), 4)
     predictions = predict_ages(model, inputs.test)
-    report = evaluate_predictions(_dataset_ages(inputs.test), predictions, report_dir,
+    truth = _dataset_ages(inputs.test)
+    report = evaluate_predictions(truth, predictions, report_dir,
                                   {"model": str(model_path), "data": f"test split of {config.data.path}"})
+    write_test_errors(report_dir / TEST_ERRORS, predictions, truth)
     results.update(test_mae=round(float(report["mae"]), 4), test_faces=int(len(predictions)))
     return results
 
@@ -291,7 +353,10 @@ def train(config: config_lib.ExperimentConfig, resume: bool = False, verbose: in
     """Trains ``config`` into ``config.run.output_dir`` and evaluates it.
 
     With ``stage_two.enabled`` the run has two stages (see the module
-    docstring and :mod:`ssrnet_tf.training.stage_two`).
+    docstring and :mod:`ssrnet_tf.training.stage_two`). With
+    ``run.strategy: multi_worker`` every worker calls this with the same
+    config; only the chief writes the run folder
+    (:mod:`ssrnet_tf.training.strategy`).
 
     Args:
         config: The experiment.
@@ -310,6 +375,42 @@ def train(config: config_lib.ExperimentConfig, resume: bool = False, verbose: in
         ValueError: If the run folder is in use and ``resume`` is false, or
             the config is invalid.
     """
+    strategy = strategy_lib.choose_strategy(config.run.strategy)  # first: a multi-worker strategy sets up collectives
+    if config.run.strategy == "multi_worker" and not strategy_lib.is_chief():
+        return _train_as_worker(config, resume, verbose, overrides, strategy)
+    return _train(config, resume, verbose, overrides, strategy)
+
+
+def _train_as_worker(config: config_lib.ExperimentConfig, resume: bool, verbose: int, overrides, strategy) -> Dict:
+    """A non-chief worker: trains in step with the chief, writes to a temporary folder, restores from the chief's backup."""
+    import tempfile  # pylint: disable=import-outside-toplevel
+
+    home = pathlib.Path(config.run.output_dir)
+    if resume and (home / "config.yaml").is_file():
+        config = config_lib.load_run_config(home / "config.yaml", overrides)
+    if resume and _is_done(home, config):
+        print(f"{config.name}: the run is done ({home / 'summary.json'}); nothing to resume ({strategy_lib.worker_name()})")
+        return _read_summary(home)
+    scratch = pathlib.Path(tempfile.mkdtemp(prefix="ssrnet_tf_worker_"))
+    try:
+        for name in ("split.json", "summary.json", "stage1_model.keras"):  # the split, and a finished stage 1
+            if (home / name).is_file():
+                shutil.copy(home / name, scratch / name)
+        worker = dataclasses.replace(config, run=dataclasses.replace(config.run, output_dir=str(scratch)))
+        # "resume" in its own scratch folder: what was copied there is the chief's, the rest is written anew.
+        return _train(worker, True, verbose, (), strategy, backup_home=home)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _is_done(run_dir: pathlib.Path, config: config_lib.ExperimentConfig) -> bool:
+    summary = _read_summary(run_dir)
+    return "stage2" in summary if config.stage_two.enabled else "test_mae" in summary
+
+
+def _train(config: config_lib.ExperimentConfig, resume: bool, verbose: int, overrides, strategy,
+           backup_home: Optional[pathlib.Path] = None) -> Dict:
+    """:func:`train` in this process's run folder (``backup_home``: where the backup lives, if not there)."""
     import keras  # pylint: disable=import-outside-toplevel
 
     from ssrnet_tf.data import pipeline  # pylint: disable=import-outside-toplevel
@@ -328,10 +429,13 @@ def train(config: config_lib.ExperimentConfig, resume: bool = False, verbose: in
         print(f"{config.name}: the run is done (summary.json); nothing to resume in {run_dir}")
         return _read_summary(run_dir)
     keras.utils.set_random_seed(config.run.seed)
-    policy = strategy_lib.configure_mixed_precision(config.run.mixed_precision)
-    strategy = strategy_lib.choose_strategy(config.run.strategy)
+    write_backup, backup_home = backup_home is None, backup_home or run_dir
+    execution = execution_lib.resolve_execution(config.run.jit_compile, config.run.mixed_precision,
+                                                config.run.steps_per_execution, execution_lib.device_kind(strategy))
+    policy = execution_lib.set_precision(execution.mixed_precision)
     tables = _split_tables(config, run_dir)
-    train_table, val_table, _ = tables
+    train_table, val_table = tables[0], tables[1]
+    faces = open_faces(config, tables[3])
     replicas = strategy.num_replicas_in_sync
     summary = {"name": config.name, "epochs": config.run.epochs}
 
@@ -341,9 +445,9 @@ def train(config: config_lib.ExperimentConfig, resume: bool = False, verbose: in
     else:
         with strategy.scope():
             built = build_model(config)
-        inputs = _make_inputs(config, built.target_encoder, tables, run_dir, replicas)
+        inputs = _make_inputs(config, built.target_encoder, tables, run_dir, replicas, faces)
         train_data, train_report = pipeline.make_dataset(train_table, inputs.train_config, target_encoder=built.target_encoder,
-                                                         run_dir=run_dir, name="train")
+                                                         run_dir=run_dir, name="train", faces=faces)
         steps = train_report.steps_per_epoch
         fit_steps = None  # a full pass per epoch; Keras re-iterates the dataset
         if config.run.steps_per_epoch:
@@ -351,12 +455,14 @@ def train(config: config_lib.ExperimentConfig, resume: bool = False, verbose: in
             train_data = train_data.repeat()
         with strategy.scope():
             learning_rate = schedules.build_learning_rate(config.schedule, config.optimizer.learning_rate, steps, config.run.epochs)
-            built.model.compile(optimizer=_optimizer(config.optimizer, learning_rate), loss=built.losses,
-                                loss_weights=built.loss_weights, metrics=built.metrics)
+            execution = execution_lib.compile_model(
+                built.model, execution, train_data, optimizer=optimizer_for(config.optimizer, learning_rate),
+                loss=built.losses, loss_weights=built.loss_weights, metrics=built.metrics)
+        logger.info("%s: %s", config.name, execution.describe())
         plateau = config.schedule if config.schedule.kind == "plateau" else None
-        precise_bn_images = _precise_bn_images(config, train_table, inputs.train_config, run_dir, replicas)
+        precise_bn_images = _precise_bn_images(config, train_table, inputs.train_config, run_dir, replicas, faces)
         done_before = _fit(built, run_dir, train_data, train_report, inputs.val, config.run.epochs, fit_steps, plateau,
-                           verbose, precise_bn_images)
+                           verbose, precise_bn_images, backup_dir=backup_home / "backup", write_backup=write_backup)
         model_path = run_dir / ("stage1_model.keras" if two_stage else "model.keras")
         save_keras(built.model, model_path, built.spec)
         report_dir = run_dir / ("stage1_evaluation" if two_stage else "evaluation")
@@ -364,7 +470,8 @@ def train(config: config_lib.ExperimentConfig, resume: bool = False, verbose: in
         results["learning_curve"] = _plot_learning_curve(run_dir, report_dir, config.name)
         summary.update({
             "resumed_from_epoch": done_before, "wall_seconds_this_process": round(time.time() - started, 1),
-            "dtype_policy": policy, "replicas": replicas, "train_faces": len(train_table),
+            "dtype_policy": policy, "execution": execution.to_dict(), "replicas": replicas,
+            "train_faces": len(train_table),
             "val_faces": 0 if val_table is None else len(val_table), "test_faces": results["test_faces"],
             "val_mae": results.get("val_mae"), "test_mae": results["test_mae"], "model": str(model_path),
             "learning_curve": results["learning_curve"],
@@ -381,7 +488,8 @@ def train(config: config_lib.ExperimentConfig, resume: bool = False, verbose: in
         if not two_stage:
             return summary
 
-    stage_two_results = _train_stage_two(config, strategy, tables, run_dir, stage_one, inputs, verbose)
+    stage_two_results = _train_stage_two(config, strategy, tables, run_dir, stage_one, inputs, verbose, execution, faces,
+                                         backup_home, write_backup)
     summary.update({
         "wall_seconds_this_process": round(time.time() - started, 1), "dtype_policy": policy, "replicas": replicas,
         "train_faces": len(train_table), "val_faces": 0 if val_table is None else len(val_table),
@@ -398,7 +506,8 @@ def train(config: config_lib.ExperimentConfig, resume: bool = False, verbose: in
 
 
 def _train_stage_two(config: config_lib.ExperimentConfig, strategy, tables, run_dir: pathlib.Path, stage_one: Dict,
-                     inputs: Optional[_Inputs], verbose: int) -> Dict:
+                     inputs: Optional[_Inputs], verbose: int, execution, faces=None,
+                     backup_home: Optional[pathlib.Path] = None, write_backup: bool = True) -> Dict:
     """Stage 2 in ``run_dir/stage2``: stage 1's model, classifier only, balanced batches.
 
     Returns:
@@ -420,17 +529,20 @@ def _train_stage_two(config: config_lib.ExperimentConfig, strategy, tables, run_
         built.model.load_weights(run_dir / "stage1_model.keras")
         trainable = stage_two.freeze_all_but_classifier(built.model, built.heads)
         losses, loss_weights = stage_two.stage_two_losses(built.losses, built.loss_weights, anchor)
-        optimizer = _optimizer(dataclasses.replace(config.optimizer, name=options.optimizer), options.learning_rate)
-        built.model.compile(optimizer=optimizer, loss=losses, loss_weights=loss_weights, metrics=built.metrics)
+        optimizer = optimizer_for(dataclasses.replace(config.optimizer, name=options.optimizer), options.learning_rate)
     if inputs is None:
-        inputs = _make_inputs(config, built.target_encoder, tables, run_dir, strategy.num_replicas_in_sync)
+        inputs = _make_inputs(config, built.target_encoder, tables, run_dir, strategy.num_replicas_in_sync, faces)
     balanced = dataclasses.replace(inputs.train_config, sampling="balanced", class_bin_width=options.class_bin_width)
     train_data, train_report = pipeline.make_dataset(tables[0], balanced, target_encoder=built.target_encoder,
-                                                     run_dir=stage_dir, name="train")
+                                                     run_dir=stage_dir, name="train", faces=inputs.faces)
+    with strategy.scope():
+        execution_lib.compile_model(built.model, execution, train_data, optimizer=optimizer, loss=losses,
+                                    loss_weights=loss_weights, metrics=built.metrics)
     steps = options.steps_per_epoch or train_report.steps_per_epoch
     if config.run.steps_per_epoch:
         steps = min(steps, config.run.steps_per_epoch)
-    done_before = _fit(built, stage_dir, train_data, train_report, inputs.val, options.epochs, steps, None, verbose)
+    done_before = _fit(built, stage_dir, train_data, train_report, inputs.val, options.epochs, steps, None, verbose,
+                       backup_dir=(backup_home or run_dir) / "stage2" / "backup", write_backup=write_backup)
     model_path = run_dir / "model.keras"
     save_keras(built.model, model_path, built.spec)
     results = _evaluate(built.model, inputs, model_path, run_dir / "evaluation", config)
