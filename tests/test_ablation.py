@@ -3,13 +3,14 @@
 import json
 import math
 
+import numpy as np
 import pytest
 import yaml
 
 from ssrnet_tf import cli
 from ssrnet_tf.training import ablation
 
-STUDIES = ("agn", "heads", "lae", "ssrnet_range", "multitask")
+STUDIES = ("agn", "heads", "lae", "ssrnet_range", "multitask", "switches_ssrnet", "switches_compact")
 
 # A budget that exercises every code path in seconds: a few hundred faces, a
 # 32 px backbone (64 px for SSR-Net, whose stages need it), two steps per epoch.
@@ -76,7 +77,7 @@ def test_table_and_plot(tmp_path):
     # Variant a: MAE 3 and 5 -> mean 4, sample std sqrt(2) ≈ 1.414; b: 2 and 2 -> 2 ± 0, ΔMAE -2.
     results = _results()
     text = ablation.markdown_table(results, ablation.METRICS)
-    assert "| a | 4.000 ± 1.414 |" in text and "| b | 2.000 ± 0.000 |" in text and "| -2.000 |" in text
+    assert "| a | 4.000 ± 1.414 |" in text and "| b | 2.000 ± 0.000 |" in text and "| baseline |" in text
     assert results["variants"][0]["summary"]["mae"]["std"] == pytest.approx(math.sqrt(2))
     ablation.plot_results(results, ablation.METRICS, tmp_path / "ablation.png")
     assert (tmp_path / "ablation.png").stat().st_size > 10_000
@@ -148,3 +149,47 @@ def test_multitask_study_reports_age_group_accuracy(utkface_dir, tmp_path):
     for row in results["variants"]:
         assert 0.0 <= row["seeds"][0]["age_group_accuracy"] <= 1.0
     assert "age-group acc." in (tmp_path / "multitask" / "ablation.md").read_text()
+
+
+def _write_errors(path, errors):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("row,predicted,abs_error\n" + "".join(f"{i},0,{e}\n" for i, e in enumerate(errors)))
+    return str(path)
+
+
+def test_paired_comparison_and_verdicts_from_run_files(tmp_path):
+    """Seed-paired and face-paired differences from the baseline, and the one verdict rule."""
+    study = ablation.Study(name="s", title="T", claim="c", reference="r", config="ssrnet", overrides=[], seeds=[0, 1, 2],
+                           variants=[ablation.Variant("base"), ablation.Variant("better", expect="lower mae"),
+                                     ablation.Variant("noise", expect="lower mae")])
+    rng = np.random.default_rng(0)
+    base_errors = rng.exponential(6.0, size=(3, 500))
+    rows = []
+    for name, factor, shift in (("base", 1.0, 0.0), ("better", 0.8, 0.0), ("noise", 1.0, 0.3)):
+        seeds = []
+        for seed in range(3):
+            errors = base_errors[seed] * factor + (rng.normal(0, shift, 500) if shift else 0.0)
+            errors = np.abs(errors)
+            seeds.append({"seed": seed, "mae": float(errors.mean()), "ca_5": 0.5, "group_mae_std": 1.0, "aar": 1.0,
+                          "errors_file": _write_errors(tmp_path / name / f"{seed}.csv", errors)})
+        summary = {key: ablation._summarise([entry[key] for entry in seeds]) for key, _, _ in ablation.METRICS}
+        rows.append({"name": name, "seeds": seeds, "summary": summary})
+    ablation.compare_to_baseline(study, rows)
+    better, noise = rows[1], rows[2]
+    assert better["verdict"] == "supported" and better["vs_baseline"]["mae"]["seeds"]["high"] < 0
+    assert better["vs_baseline"]["mae"]["faces"]["high"] < 0 and better["vs_baseline"]["mae"]["paired_seeds"] == 3
+    assert noise["verdict"] in ("inconclusive", "contradicted") and noise["verdict"] != "supported"
+    worse = ablation.Study(**{**study.__dict__, "variants": [ablation.Variant("base"),
+                                                              ablation.Variant("better", expect="higher mae"),
+                                                              ablation.Variant("noise")]})
+    again = [dict(row) for row in rows]
+    ablation.compare_to_baseline(worse, again)
+    assert again[1]["verdict"] == "contradicted" and "verdict" not in again[2]
+    strict = ablation.Study(**{**study.__dict__, "accuracy_floor": 1.0})  # nobody reaches MAE 1: under-trained
+    ablation.compare_to_baseline(strict, rows)
+    assert rows[1]["verdict"] == "under-trained"
+    results = {**_results(), "variants": rows, "trained_enough": False, "accuracy_floor": 1.0}
+    text = ablation.markdown_table(results, ablation.METRICS)
+    assert "lower mae: **under-trained**" in text and "**Under-trained**" in text
+    with pytest.raises(ValueError, match="expect must be"):
+        ablation.Variant("x", expect="better mae")

@@ -24,7 +24,7 @@ def test_report_files_and_values(tmp_path):
     # CA(n) is strict ("absolute errors smaller than n", SSR-Net): errors 1, 2, 0, 2 are < 3 (3 is not).
     assert report["ca_curve"]["3"] == pytest.approx(4 / 8)
     assert json.loads((tmp_path / "report.json").read_text())["count"] == 8
-    assert "| 71+ | 1 | 2.000 |" in (tmp_path / "report.md").read_text()
+    assert "| 71-81 | 1 | 2.000 |" in (tmp_path / "report.md").read_text()
 
 
 @pytest.mark.slow

@@ -87,6 +87,11 @@ def test_stage_two_config_is_checked():
         assert (config.model.head, config.model.head_kwargs["sigma"], config.model.head_kwargs["age_loss_weight"]) == \
             ("label_distribution", 1.0, 1.0)
         assert (config.optimizer.name, config.optimizer.weight_decay, config.stage_two.optimizer) == ("sgd", 5e-4, "sgd")
+        # "a global weight decay parameter of 5e-4" with PyTorch's SGD: in the gradient, through the momentum.
+        assert config.optimizer.weight_decay_style == "coupled"
+        # "a OneCycle schedule over 24 epochs and 8 epochs in the representation and classification stage".
+        assert (config.stage_two.schedule, config.stage_two.epochs) == ("one_cycle", 8)
+        assert config.stage_two.learning_rate == pytest.approx(0.001 * config.data.batch_size / 256)
         assert config.data.augment == ["random_resized_crop", "horizontal_flip", "color_jitter", "rand_augment"]
         assert (config.data.augment_params["rand_augment_ops"], config.data.augment_params["rand_augment_magnitude"]) == \
             (2, 9)
@@ -166,6 +171,9 @@ def test_two_stage_run_changes_only_the_classifier(interrupted_run):
     assert json.loads((run_dir / "summary.json").read_text()) == summary
     report = json.loads((run_dir / "stage2" / "input_report_train.json").read_text())
     assert report["sampling"] == "balanced" and report["class_counts"]
+    with open(run_dir / "stage2" / "log.csv", newline="") as handle:  # stage 2's own one-cycle schedule
+        rates = [float(row["learning_rate"]) for row in csv.DictReader(handle)]
+    assert len(set(rates)) == len(rates) > 1, rates
 
     stage1, _ = model_spec.load_keras(run_dir / "stage1_model.keras")
     final, spec = model_spec.load_keras(run_dir / "model.keras")

@@ -14,28 +14,28 @@ from ssrnet_tf import metrics
 TRUE = [10.0, 20.0, 30.0, 40.0]
 PRED = [12.0, 17.0, 30.0, 45.0]
 
-# Faces for the group metrics (default groups 1-10, ..., 61-70, 71+):
+# Faces for the group metrics (LAE's groups 1-10, ..., 61-70, 71-81, Table 1):
 #   true  0 -> "1-10"  (age below 1), error |2 - 0|   = 2
 #   true  5 -> "1-10",                error |5 - 5|   = 0
 #   true 10 -> "1-10"  (edge is in),  error |14 - 10| = 4   -> count 3, MAE 6/3 = 2
 #   true 11 -> "11-20",               error |13 - 11| = 2   -> count 1, MAE 2
 #   true 25 -> "21-30",               error |20 - 25| = 5   -> count 1, MAE 5
 #   "31-40", "41-50", "51-60", "61-70" are empty             -> count 0, MAE NaN
-#   true 71 -> "71+",                 error |61 - 71| = 10
-#   true 90 -> "71+",                 error |90 - 90| = 0   -> count 2, MAE 10/2 = 5
-# Overall MAE = (2+0+4+2+5+10+0) / 7 = 23/7.
-# σ (LAE eq. 7) over the non-empty groups {2, 2, 5, 5}, about the whole-set
-#   MAE 23/7: deviations -9/7, -9/7, 12/7, 12/7, squares (81 + 81 + 144 + 144)/49
-#   = 450/49, mean over the 4 filled groups 450/196, σ = sqrt(450)/14 ≈ 1.5152.
+#   true 71 -> "71-81",               error |66 - 71| = 5   -> count 1, MAE 5
+#   true 90 -> no group (above 81),   error |84 - 90| = 6   -> reported as "82+"
+# Whole-set MAE = (2+0+4+2+5+5+6) / 7 = 24/7; MAE of the grouped faces 18/6 = 3.
+# σ (LAE eq. 7) over the non-empty groups {2, 2, 5, 5}, about the grouped faces'
+#   MAE 3: deviations -1, -1, 2, 2, squares 10, mean over the 4 filled groups
+#   2.5, σ = sqrt(2.5) ≈ 1.5811.
 #   (About the groups' own mean 3.5 it would be 1.5: group_mae_std_about_group_mean.)
-# AAR = (7 - 23/7) + (3 - sqrt(450)/14) = 26/7 + 3 - sqrt(450)/14 ≈ 5.1991.
+# AAR (eq. 6, MAE of the whole set) = (7 - 24/7) + (3 - sqrt(2.5)) ≈ 5.1332.
 GROUP_TRUE = [0.0, 5.0, 10.0, 11.0, 25.0, 71.0, 90.0]
-GROUP_PRED = [2.0, 5.0, 14.0, 13.0, 20.0, 61.0, 90.0]
-GROUP_LABELS = ["1-10", "11-20", "21-30", "31-40", "41-50", "51-60", "61-70", "71+"]
-GROUP_COUNTS = [3, 1, 1, 0, 0, 0, 0, 2]
+GROUP_PRED = [2.0, 5.0, 14.0, 13.0, 20.0, 66.0, 84.0]
+GROUP_LABELS = ["1-10", "11-20", "21-30", "31-40", "41-50", "51-60", "61-70", "71-81"]
+GROUP_COUNTS = [3, 1, 1, 0, 0, 0, 0, 1]
 GROUP_MAES = [2.0, 2.0, 5.0, math.nan, math.nan, math.nan, math.nan, 5.0]
-GROUP_SIGMA = math.sqrt(450.0) / 14.0
-GROUP_AAR = 26.0 / 7.0 + 3.0 - GROUP_SIGMA
+GROUP_SIGMA = math.sqrt(2.5)
+GROUP_AAR = (7.0 - 24.0 / 7.0) + 3.0 - GROUP_SIGMA
 
 # All eight LAE groups filled (Table 1): one face per group with errors 1..8
 # (true ages 5, 15, ..., 75) plus two more faces in 1-10 with error 1.
@@ -111,7 +111,7 @@ def test_group_mae_std_is_lae_eq_7_over_eight_groups():
 
 
 def test_group_mae_std_leaves_empty_groups_out():
-    # See GROUP_TRUE: 4 filled groups about the whole-set MAE 23/7.
+    # See GROUP_TRUE: 4 filled groups about the grouped faces' MAE 3 (the face above 81 is in none).
     assert metrics.group_mae_std(GROUP_TRUE, GROUP_PRED) == pytest.approx(GROUP_SIGMA)
     assert metrics.group_mae_std_about_group_mean(GROUP_TRUE, GROUP_PRED) == pytest.approx(1.5)
 
@@ -122,7 +122,7 @@ def test_group_mae_std_of_one_group_is_zero():
 
 
 def test_aar():
-    # ≈ 5.1991, see GROUP_TRUE.
+    # ≈ 5.1332, see GROUP_TRUE.
     assert metrics.aar(GROUP_TRUE, GROUP_PRED) == pytest.approx(GROUP_AAR)
 
 
@@ -152,24 +152,25 @@ def test_custom_boundaries():
 def test_age_report_is_json_and_bundles_everything():
     report = metrics.age_report(GROUP_TRUE, GROUP_PRED, strict=False)
     json.dumps(report, allow_nan=False)  # no NaN, only plain values
-    # Errors 2, 0, 4, 2, 5, 10, 0: <= 3 -> 4 faces, <= 5 -> 6, <= 10 -> 7.
+    # Errors 2, 0, 4, 2, 5, 5, 6: <= 3 -> 3 faces, <= 5 -> 6, <= 10 -> 7.
     assert report["count"] == 7
-    assert report["mae"] == pytest.approx(23 / 7)
-    assert report["ca_3"] == pytest.approx(4 / 7)
+    assert report["mae"] == pytest.approx(24 / 7)
+    assert report["ca_3"] == pytest.approx(3 / 7)
     assert report["ca_5"] == pytest.approx(6 / 7)
     assert report["ca_10"] == pytest.approx(1.0)
     assert report["ca_strict"] is False
     assert report["group_mae_std"] == pytest.approx(GROUP_SIGMA)
     assert report["aar"] == pytest.approx(GROUP_AAR)
     assert report["groups"][3] == {"label": "31-40", "count": 0, "mae": None}
-    assert report["groups"][-1] == {"label": "71+", "count": 2, "mae": 5.0}
+    assert report["groups"][-1] == {"label": "71-81", "count": 1, "mae": 5.0}
+    assert report["above_groups"] == {"label": "82+", "count": 1, "mae": 6.0}
 
 
 def test_age_report_strict_and_custom_thresholds():
-    # Strict: errors < 5 -> 2, 0, 4, 2, 0 = 5 faces; < 2.5 -> 2, 0, 2, 0 = 4.
+    # Strict: errors < 5 -> 2, 0, 4, 2 = 4 faces; < 2.5 -> 2, 0, 2 = 3.
     report = metrics.age_report(GROUP_TRUE, GROUP_PRED, ca_thresholds=(2.5, 5))
-    assert report["ca_2_5"] == pytest.approx(4 / 7)
-    assert report["ca_5"] == pytest.approx(5 / 7)
+    assert report["ca_2_5"] == pytest.approx(3 / 7)
+    assert report["ca_5"] == pytest.approx(4 / 7)
     assert report["ca_strict"] is True
 
 

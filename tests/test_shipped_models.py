@@ -81,3 +81,18 @@ def test_flip_average_is_the_mean_over_the_face_and_its_mirror():
     flipped = AgeModel("m", "keras", None, "", run, flip_average=True)
     np.testing.assert_allclose(plain.predict(batch)["age"], 10.0)
     np.testing.assert_allclose(flipped.predict(batch)["age"], 5.0)
+
+
+def test_a_card_names_the_commit_that_trained_the_model_not_the_one_that_ships_it():
+    from ssrnet_tf.export import shipping
+    from ssrnet_tf.utils import provenance
+
+    assert shipping.training_commit({"code": {"commit": "abc1234", "dirty": False}}) == "abc1234"
+    assert shipping.training_commit({"code": {"commit": "abc1234", "dirty": True}}) == "abc1234 + uncommitted changes"
+    assert shipping.training_commit({}) == "not recorded by the run"  # never today's HEAD
+    version = provenance.code_version()
+    assert version["commit"] is None or len(version["commit"]) >= 7
+    for entry in pretrained.REGISTRY.values():
+        training = getattr(entry, "figures", None) or {}
+        if "training" in training:
+            assert training["training"]["commit"].startswith("not recorded") or len(training["training"]["commit"]) >= 7

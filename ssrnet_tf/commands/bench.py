@@ -202,8 +202,15 @@ def run_training(args: argparse.Namespace) -> int:
     from ssrnet_tf.benchmarks import training_throughput  # pylint: disable=import-outside-toplevel
 
     output_dir = pathlib.Path(args.output_dir)
+    only = None
+    if args.combinations == "auto":
+        from ssrnet_tf.training import execution  # pylint: disable=import-outside-toplevel
+
+        chosen = execution.resolve_execution(device=execution.device_kind())
+        only = [training_throughput.Combination("on" if chosen.jit_compile else "off", chosen.mixed_precision,
+                                                chosen.steps_per_execution)]
     document = training_throughput.benchmark_training(args.train, args.overrides, steps=args.steps,
-                                                      warmup=args.warmup_steps)
+                                                      warmup=args.warmup_steps, rounds=args.rounds, only=only)
     print(training_throughput.format_table(document))
     path = training_throughput.write_json(document, output_dir / f"train_{document['config']}.json")
     print(f"written: {path}")
@@ -304,6 +311,11 @@ def add_parser(commands) -> None:
                         "and augmentations; table and OUTPUT_DIR/train_CONFIG.json")
     parser.add_argument("--steps", type=int, default=40, help="timed training steps per combination, --train [40]")
     parser.add_argument("--warmup-steps", type=int, default=8, help="untimed steps first, --train [8]")
+    parser.add_argument("--combinations", choices=("all", "auto"), default="all",
+                        help="time every combination of the switches, or only what run.*: auto picks here, --train [all]")
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="times each combination is timed (each in a fresh process, taking turns; the fastest "
+                        "round counts), --train [2]")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="config override for --train (repeatable), e.g. --set data.path=faces/")
     parser.add_argument("--full", action="store_true", help="also print the full grid (threads x XNNPACK x batch)")

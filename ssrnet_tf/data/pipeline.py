@@ -93,13 +93,6 @@ class PipelineConfig:
             ``"header"`` (existence, size, signature only; a damaged file is
             then caught in the graph).
         file_check_cache: JSON file caching the file verdicts.
-        threads: Size of the pipeline's own thread pool (``None``: the
-            cores this process may use; 0: tf.data's pool shared with the
-            rest of TensorFlow, as before). Each of its ops runs on one
-            thread, so the pipeline does not compete with the training
-            step's parallel kernels for every core: on a 2-core AMD EPYC
-            this measured 1.08-1.36x more training faces per second than
-            tf.data's shared pool (``ssrnet-tf bench --train``).
     """
 
     input_size: int = 64
@@ -117,7 +110,6 @@ class PipelineConfig:
     seed: int = 0
     file_check: str = "decode"
     file_check_cache: Optional[str] = None
-    threads: Optional[int] = None
 
     def __post_init__(self):
         if self.input_size < 1 or self.batch_size < 1:
@@ -395,9 +387,6 @@ def make_dataset(
     dataset = dataset.map(lambda images, targets: (tf.ensure_shape(images, image_shape), targets))
     options = tf.data.Options()
     options.deterministic = config.deterministic or not config.shuffle  # unshuffled: table order
-    if config.threads != 0:
-        options.threading.private_threadpool_size = config.threads or _usable_cores()
-        options.threading.max_intra_op_parallelism = 1
     return dataset.with_options(options).prefetch(tf.data.AUTOTUNE), report
 
 
@@ -447,10 +436,6 @@ class _Counters:
     def deliver(self, image, index):
         with tf.control_dependencies([self.delivered.assign_add(1)]):
             return tf.identity(image), tf.identity(index)
-
-
-def _usable_cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def _encode_targets(table: sample_table.SampleTable, target_encoder):

@@ -124,7 +124,10 @@ def _plots(y_true: np.ndarray, y_pred: np.ndarray, report: Dict, output_dir: pat
         os.replace(tmp, path)
         files[name.rsplit(".", 1)[0]] = str(path)
 
-    groups = report["groups"]
+    groups = list(report["groups"])
+    above = report.get("above_groups")
+    if above and above["count"]:  # older than LAE's last group: shown, but not part of sigma
+        groups.append({**above, "label": f"{above['label']}\n(no group)"})
     figure, axis = plt.subplots(figsize=(7, 3.5))
     labels = [g["label"] for g in groups]
     values = [g["mae"] if g["mae"] is not None else 0.0 for g in groups]
@@ -179,6 +182,9 @@ def _markdown(report: Dict, info: Dict) -> str:
               "| age group | faces | MAE |", "| --- | --- | --- |"]
     lines += [f"| {g['label']} | {g['count']} | {_fmt(g['mae'])} |"
               for g in report["groups"]]
+    above = report.get("above_groups")
+    if above and above["count"]:
+        lines += [f"| {above['label']} (in no LAE group, not in sigma) | {above['count']} | {_fmt(above['mae'])} |"]
     lines += ["", "![MAE per group](mae_per_group.png) ![predicted vs true](predicted_vs_true.png)",
               "![CA curve](ca_curve.png) ![errors](error_histogram.png)", ""]
     return "\n".join(lines)

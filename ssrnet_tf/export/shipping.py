@@ -24,7 +24,6 @@ import json
 import os
 import pathlib
 import platform
-import subprocess
 import time
 from typing import Dict, Optional, Union
 
@@ -38,14 +37,18 @@ UTKFACE_TERMS = ("Trained on UTKFace, which is available for non-commercial rese
 CHILDREN_MAX_AGE = 12
 
 
-def _commit() -> str:
-    try:
-        root = pathlib.Path(__file__).resolve().parents[2]
-        result = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                                check=True)
-        return result.stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
+def training_commit(summary: Dict) -> str:
+    """The commit that trained a run, from its ``summary.json`` (never the commit that ships it)."""
+    from ssrnet_tf.utils import provenance  # pylint: disable=import-outside-toplevel
+
+    recorded = provenance.describe(summary.get("code"))
+    return recorded if recorded != "not recorded" else "not recorded by the run"
+
+
+def _shipping_commit() -> str:
+    from ssrnet_tf.utils import provenance  # pylint: disable=import-outside-toplevel
+
+    return provenance.describe(provenance.code_version())
 
 
 def _training_faces(run_dir: pathlib.Path, data_path: str, size: int, count: int, seed: int = 0) -> np.ndarray:
@@ -111,7 +114,9 @@ def _card(name: str, entry: Dict) -> str:
         f"- data: {t['data']}",
         f"- split: {t['split']}",
         f"- command: `{t['command']}`",
-        f"- commit: `{t['commit']}`; epochs: {t['epochs']}; wall time: {t['wall_minutes']} min on {t['machine']}", "",
+        f"- commit that trained it: `{t['commit']}`"
+        + (f" (shipped at `{t['shipped_at_commit']}`)" if t.get("shipped_at_commit") else "")
+        + f"; epochs: {t['epochs']}; wall time: {t['wall_minutes']} min on {t['machine']}", "",
         f"## Test split ({f['test_faces']} held-out faces)", "",
         f"| file | MAE | MAE, flip-averaged | CA(5) (share with error {ca} 5) | MAE, ages 0-12 | size | 1-thread p50 |",
         "| --- | --- | --- | --- | --- | --- | --- |",
@@ -194,7 +199,8 @@ def ship_run(run_dir: PathLike, name: str, description: str, command: str, *,
             "data": f"the shared UTKFace folder ({data_path}), {sum(counts.values()) or 'all'} faces",
             "split": (f"seeded random split, seed {config['data']['split_seed']}: {config['data']['test_fraction']:.0%} test, "
                       f"{config['data']['val_fraction']:.0%} of the rest validation; faces per part {counts}"),
-            "command": command, "commit": _commit(), "epochs": summary.get("epochs"),
+            "command": command, "commit": training_commit(summary), "shipped_at_commit": _shipping_commit(),
+            "epochs": summary.get("epochs"),
             "wall_minutes": round(float(summary.get("wall_seconds_this_process", 0.0)) / 60.0, 1),
             "machine": f"{platform.machine()} CPU ({os.cpu_count()} cores, no GPU)",
             "config": config.get("name", ""),

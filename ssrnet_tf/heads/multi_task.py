@@ -14,14 +14,33 @@ from ssrnet_tf.heads import encodings
 #: Tasks of :class:`MultiTaskHead`; each is also its output and label name.
 TASKS = ("gender", "race")
 
+#: Where the branches sit: ``"parallel"`` on the pooled backbone features, beside
+#: the age head; ``"concatenated"`` the SE-ResNeXt LDL report's design (section 4.6).
+DESIGNS = ("parallel", "concatenated")
+
 
 class MultiTaskHead(base.Head):
     """Gender and race classifiers trained next to an age head.
 
     Multi-task age/gender/race learning shares the features between the
-    tasks; the auxiliary tasks regularise the age features (reported MAE
-    2.30 -> 2.23 on MORPH) at the cost of two small dense layers. Not an age
-    head: it goes next to exactly one age head.
+    tasks, at the cost of two small dense layers; whether the auxiliary
+    tasks help the age estimate is what the ``multitask`` ablation study
+    measures. Not an age head: it goes next to exactly one age head.
+
+    **Designs.** ``"parallel"``: the branches sit on the pooled backbone
+    features, beside the age head. ``"concatenated"``: the SE-ResNeXt LDL
+    report's (section 4.6): "we take out the output of the second residual
+    block and pass it to a global average pooling layer ... This feature
+    vector is then passed to two fully connected layers, one for gender
+    recognition (output dimension = 2) and one for ethnicity detection
+    (output dimension = 5). The output of these two FC layers and the output
+    of the last average pooling layer are then concatenated ..., which will
+    be sent into the last FC layer to form a predicted age distribution."
+    The "second residual block" of a Keras Applications backbone is taken as
+    its last layer at 1/8 of the input resolution (ResNet-50's
+    ``conv3_block4_out``, 512 channels, as in the report;
+    :func:`ssrnet_tf.models.backbones.build_backbone`), and
+    :func:`ssrnet_tf.models.age_model.build_age_model` wires it.
 
     **Missing labels.** A gender or race label of ``-1`` means unknown.
     Such samples are masked out of that task's loss
@@ -48,6 +67,7 @@ class MultiTaskHead(base.Head):
         race_weight: Loss weight of race.
         num_gender_classes: Number of gender classes.
         num_race_classes: Number of race classes.
+        design: ``"parallel"`` or ``"concatenated"`` (see above).
         name: Head name (layer-name prefix).
 
     Example:
@@ -56,8 +76,9 @@ class MultiTaskHead(base.Head):
         ['gender', 'race']
 
     Reference:
-        Multi-task age/gender/race learning with shared features (MAE
-        2.30 -> 2.23 on MORPH with the auxiliary tasks).
+        Multi-task age/gender/race learning with shared features (Gu and
+        Yang, "Multi-Task Learning Based Age Detection for Image"; the SE-
+        ResNeXt LDL report, section 4.6).
     """
 
     def __init__(
@@ -67,9 +88,13 @@ class MultiTaskHead(base.Head):
         race_weight: float = 1.0,
         num_gender_classes: int = 2,
         num_race_classes: int = 5,
+        design: str = "parallel",
         name: str = "multi_task",
     ):
         super().__init__(name)
+        if design not in DESIGNS:
+            raise ValueError(f"design must be one of {DESIGNS}, got {design!r}.")
+        self.design = design
         tasks = (tasks,) if isinstance(tasks, str) else tuple(tasks)
         unknown = [task for task in tasks if task not in TASKS]
         if not tasks or unknown or len(set(tasks)) != len(tasks):
@@ -91,13 +116,28 @@ class MultiTaskHead(base.Head):
         return self.tasks
 
     def build_outputs(self, features):
+        outputs, _ = self.build_branches(features)
+        return outputs
+
+    def build_branches(self, features):
+        """The task outputs and the task layers' pre-softmax outputs.
+
+        Returns:
+            ``(outputs, logits)``: probabilities keyed by task, and the list
+            of ``(batch, classes)`` logits in task order (what the
+            ``"concatenated"`` design feeds into the age layer).
+        """
         self._check_features(features)
-        return {
-            task: keras.layers.Dense(self._classes(task), activation="softmax", name=self._layer_name(task))(
-                features
-            )  # (batch, classes)
-            for task in self.tasks
-        }
+        outputs, logits = {}, []
+        for task in self.tasks:
+            if self.design == "parallel":  # one softmax Dense, as before
+                outputs[task] = keras.layers.Dense(self._classes(task), activation="softmax",
+                                                   name=self._layer_name(task))(features)  # (batch, classes)
+                continue
+            scores = keras.layers.Dense(self._classes(task), name=self._layer_name(f"{task}_fc"))(features)
+            logits.append(scores)
+            outputs[task] = keras.layers.Softmax(name=self._layer_name(task))(scores)  # (batch, classes)
+        return outputs, logits
 
     def losses(self) -> Dict[str, keras.losses.Loss]:
         return {
@@ -133,6 +173,7 @@ class MultiTaskHead(base.Head):
                 "race_weight": self.race_weight,
                 "num_gender_classes": self.num_gender_classes,
                 "num_race_classes": self.num_race_classes,
+                "design": self.design,
             }
         )
         return config

@@ -13,15 +13,21 @@ Conventions:
   images with absolute errors smaller than n". ``strict=False`` counts
   ``|error| <= n`` instead (a named option; whole-year predictions with an
   error of exactly ``n`` then count).
-* **Age groups** are taken by *true* age. With the default edges
-  ``(10, 20, ..., 70)`` there are eight groups, ``1-10, 11-20, ..., 61-70,
-  71+``: group ``k`` holds the ages ``a`` with ``edges[k - 1] < a <=
-  edges[k]``. Ages below 1 (e.g. a newborn labelled 0) go into the first
-  group, and a fractional age such as 10.5 into ``11-20``.
+* **Age groups** are taken by *true* age: LAE's eight groups (Bao et al.,
+  2021, Table 1: "1-10 11-20 21-30 31-40 41-50 51-60 61-70 71-81"). With the
+  default edges ``(10, 20, ..., 70)`` and last age 81, group ``k`` holds the
+  ages ``a`` with ``edges[k - 1] < a <= edges[k]``, the last one
+  ``70 < a <= 81``. Ages below 1 (e.g. a newborn labelled 0) go into the
+  first group, and a fractional age such as 10.5 into ``11-20``. Ages above
+  the last age (UTKFace goes to 116) are in none of the groups: they count
+  in the MAE and CA(n) of the whole set, and :func:`age_report` reports
+  them separately (``"above_groups"``), but not in σ.
 * **σ** follows LAE's eq. 7 (Bao et al., 2021), ``σ = sqrt(sum_{j=1..8}
   (MAE^j - MAE)^2 / 8)``, "where MAE denotes the mean absolute error on the
   entire test set" and ``MAE^j`` the MAE of age group ``j``: the deviations
-  are taken from the *whole-set* MAE, not from the mean of the group MAEs.
+  are taken from the MAE of the set the groups cover (the paper's whole test
+  set lies in its groups; ours may hold older faces, left out here), not
+  from the mean of the group MAEs.
   **Empty groups** (our choice; the paper's test set fills all eight): an
   empty group has no ``MAE^j``, so its term is left out and the sum is
   divided by the number of groups that hold faces, i.e. σ is the root mean
@@ -46,12 +52,18 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-#: Upper (inclusive) ages of all groups but the last: 1-10, ..., 61-70, 71+.
+#: Upper (inclusive) ages of all groups but the last: 1-10, ..., 61-70, 71-81.
 DEFAULT_GROUP_EDGES: Tuple[int, ...] = (10, 20, 30, 40, 50, 60, 70)
+
+#: The last age of LAE's last group ("71-81"); older faces are in no group.
+LAE_LAST_AGE = 81
+
+#: ``last_age`` default: :data:`LAE_LAST_AGE` with LAE's edges (:data:`DEFAULT_GROUP_EDGES`), open-ended with others.
+LAE = "lae"
 
 #: AAR rewards an MAE below this many years.
 AAR_MAE_BOUND = 7.0
@@ -65,7 +77,8 @@ class AgeGroupMAE:
     """The MAE of the faces in one age group.
 
     Attributes:
-        label: The group, as ``"1-10"`` or ``"71+"``.
+        label: The group, as ``"1-10"`` or ``"71-81"`` (``"71+"`` without a
+            last age).
         count: How many faces have their true age in the group.
         mae: Their mean absolute error in years; NaN when ``count`` is 0.
     """
@@ -104,7 +117,7 @@ def validate_group_edges(boundaries: Sequence[int]) -> Tuple[int, ...]:
     return edges
 
 
-def group_labels(boundaries: Sequence[int] = DEFAULT_GROUP_EDGES) -> List[str]:
+def group_labels(boundaries: Sequence[int] = DEFAULT_GROUP_EDGES, last_age: Union[int, None, str] = LAE) -> List[str]:
     """Names the age groups cut by ``boundaries``.
 
     Args:
@@ -112,12 +125,13 @@ def group_labels(boundaries: Sequence[int] = DEFAULT_GROUP_EDGES) -> List[str]:
 
     Returns:
         ``len(boundaries) + 1`` labels; the defaults give ``["1-10",
-        "11-20", ..., "61-70", "71+"]``.
+        "11-20", ..., "61-70", "71-81"]`` (``"71+"`` with ``last_age=None``).
     """
-    edges = validate_group_edges(boundaries)
+    last_age = resolve_last_age(boundaries, last_age)
+    edges = _checked_edges(boundaries, last_age)
     lows = (1,) + tuple(edge + 1 for edge in edges[:-1])
     labels = [f"{low}-{high}" if low < high else f"{high}" for low, high in zip(lows, edges)]
-    return labels + [f"{edges[-1] + 1}+"]
+    return labels + [f"{edges[-1] + 1}+" if last_age is None else f"{edges[-1] + 1}-{last_age}"]
 
 
 def mean_absolute_error(y_true, y_pred) -> float:
@@ -163,7 +177,8 @@ def cumulative_accuracy(y_true, y_pred, n: float, strict: bool = True) -> float:
     return float(np.mean(hits))
 
 
-def group_mae(y_true, y_pred, boundaries: Sequence[int] = DEFAULT_GROUP_EDGES) -> List[AgeGroupMAE]:
+def group_mae(y_true, y_pred, boundaries: Sequence[int] = DEFAULT_GROUP_EDGES,
+              last_age: Union[int, None, str] = LAE) -> List[AgeGroupMAE]:
     """MAE per age group, the groups taken by true age.
 
     Args:
@@ -171,7 +186,10 @@ def group_mae(y_true, y_pred, boundaries: Sequence[int] = DEFAULT_GROUP_EDGES) -
             in the first group.
         y_pred: Predicted ages, same ``N``.
         boundaries: Group edges, see :func:`validate_group_edges`; the
-            defaults give 1-10, 11-20, ..., 61-70, 71+.
+            defaults give 1-10, 11-20, ..., 61-70, 71-81.
+        last_age: The last age of the last group (``None``: open-ended;
+            ``"lae"``: 81 with the default edges, else open-ended); older
+            faces are in no group.
 
     Returns:
         One :class:`AgeGroupMAE` per group, in age order; a group with no
@@ -180,16 +198,18 @@ def group_mae(y_true, y_pred, boundaries: Sequence[int] = DEFAULT_GROUP_EDGES) -
     Raises:
         ValueError: On empty, NaN or mismatched inputs, or bad boundaries.
     """
-    counts, maes = _group_counts_and_maes(y_true, y_pred, boundaries)
-    labels = group_labels(boundaries)
+    counts, maes = _group_counts_and_maes(y_true, y_pred, boundaries, last_age)
+    labels = group_labels(boundaries, last_age)
     return [AgeGroupMAE(label, int(count), float(mae)) for label, count, mae in zip(labels, counts, maes)]
 
 
-def group_mae_std(y_true, y_pred, boundaries: Sequence[int] = DEFAULT_GROUP_EDGES) -> float:
+def group_mae_std(y_true, y_pred, boundaries: Sequence[int] = DEFAULT_GROUP_EDGES,
+                  last_age: Union[int, None, str] = LAE) -> float:
     """σ of LAE's eq. 7: RMS deviation of the group MAEs from the whole-set MAE.
 
     ``σ = sqrt(sum_j (MAE^j - MAE)^2 / G)`` over the ``G`` groups that hold
-    at least one face, ``MAE`` being the MAE of *all* faces. With the eight
+    at least one face, ``MAE`` being the MAE of all the faces in the groups
+    (every face, unless some are older than ``last_age``). With the eight
     default groups all filled, ``G = 8`` as in the paper; an empty group
     has no ``MAE^j`` and is left out of both the sum and ``G`` (see the
     module docstring).
@@ -208,13 +228,16 @@ def group_mae_std(y_true, y_pred, boundaries: Sequence[int] = DEFAULT_GROUP_EDGE
     Reference:
         Bao et al., "LAE: Long-tailed Age Estimation", 2021, eq. 7.
     """
-    counts, maes = _group_counts_and_maes(y_true, y_pred, boundaries)
-    overall = mean_absolute_error(y_true, y_pred)
+    counts, maes = _group_counts_and_maes(y_true, y_pred, boundaries, last_age)
     filled = maes[counts > 0]
-    return float(np.sqrt(np.mean(np.square(filled - overall))))
+    if not filled.size:  # every face is older than the last group
+        return float("nan")
+    covered = float(np.sum(maes[counts > 0] * counts[counts > 0]) / np.sum(counts))  # MAE of the grouped faces
+    return float(np.sqrt(np.mean(np.square(filled - covered))))
 
 
-def group_mae_std_about_group_mean(y_true, y_pred, boundaries: Sequence[int] = DEFAULT_GROUP_EDGES) -> float:
+def group_mae_std_about_group_mean(y_true, y_pred, boundaries: Sequence[int] = DEFAULT_GROUP_EDGES,
+                                   last_age: Union[int, None, str] = LAE) -> float:
     """Population standard deviation (ddof=0) of the non-empty groups' MAEs.
 
     Not the paper's σ (:func:`group_mae_std` is): the deviations are taken
@@ -232,11 +255,13 @@ def group_mae_std_about_group_mean(y_true, y_pred, boundaries: Sequence[int] = D
     Raises:
         ValueError: On empty, NaN or mismatched inputs, or bad boundaries.
     """
-    counts, maes = _group_counts_and_maes(y_true, y_pred, boundaries)
-    return float(np.std(maes[counts > 0]))
+    counts, maes = _group_counts_and_maes(y_true, y_pred, boundaries, last_age)
+    filled = maes[counts > 0]
+    return float(np.std(filled)) if filled.size else float("nan")
 
 
-def aar(y_true, y_pred, boundaries: Sequence[int] = DEFAULT_GROUP_EDGES) -> float:
+def aar(y_true, y_pred, boundaries: Sequence[int] = DEFAULT_GROUP_EDGES,
+        last_age: Union[int, None, str] = LAE) -> float:
     """Age Accuracy and Representativeness, ``max(0, 7 - MAE) + max(0, 3 - σ)``.
 
     LAE's eq. 6: ``MAE`` is over all faces and ``σ`` is
@@ -258,7 +283,7 @@ def aar(y_true, y_pred, boundaries: Sequence[int] = DEFAULT_GROUP_EDGES) -> floa
         - AAR metric (Guess The Age contest, GTA 2021 / GTA 2023).
     """
     mae = mean_absolute_error(y_true, y_pred)
-    sigma = group_mae_std(y_true, y_pred, boundaries)
+    sigma = group_mae_std(y_true, y_pred, boundaries, last_age)
     return aar_from_mae_and_std(mae, sigma)
 
 
@@ -272,7 +297,8 @@ def aar_from_mae_and_std(mae: float, sigma: float) -> float:
     Returns:
         ``max(0, 7 - mae) + max(0, 3 - sigma)``.
     """
-    return max(0.0, AAR_MAE_BOUND - mae) + max(0.0, AAR_STD_BOUND - sigma)
+    spread = 0.0 if math.isnan(sigma) else max(0.0, AAR_STD_BOUND - sigma)  # NaN: no face in any group
+    return max(0.0, AAR_MAE_BOUND - mae) + spread
 
 
 def age_report(
@@ -281,6 +307,7 @@ def age_report(
     ca_thresholds: Sequence[float] = (3, 5, 10),
     strict: bool = True,
     boundaries: Sequence[int] = DEFAULT_GROUP_EDGES,
+    last_age: Union[int, None, str] = LAE,
 ) -> Dict[str, object]:
     """All the metrics of this module in one JSON-serialisable dict.
 
@@ -297,8 +324,12 @@ def age_report(
             {"count": 6, "mae": 2.5, "ca_3": 0.5, "ca_5": 1.0, ...,
              "ca_strict": True,
              "groups": [{"label": "1-10", "count": 2, "mae": 1.0}, ...,
-                        {"label": "71+", "count": 0, "mae": None}],
+                        {"label": "71-81", "count": 0, "mae": None}],
+             "above_groups": {"label": "82+", "count": 1, "mae": 4.0},
              "group_mae_std": 1.2, "aar": 6.3}
+
+        ``above_groups`` (only with a ``last_age``) holds the faces older
+        than the last group, which σ leaves out.
 
         ``ca_<n>`` keys use ``metric_suffix(n)`` (``ca_2_5`` for 2.5), and
         the MAE of an empty group is ``None``.
@@ -312,15 +343,20 @@ def age_report(
     if len(set(keys)) != len(keys):
         raise ValueError(f"ca_thresholds must be distinct, got {tuple(ca_thresholds)}.")
     mae = mean_absolute_error(true, pred)
-    sigma = group_mae_std(true, pred, boundaries)
+    sigma = group_mae_std(true, pred, boundaries, last_age)
     report: Dict[str, object] = {"count": int(true.size), "mae": mae}
     for key, n in zip(keys, ca_thresholds):
         report[key] = cumulative_accuracy(true, pred, n, strict=strict)
     report["ca_strict"] = bool(strict)
     report["groups"] = [
         {"label": group.label, "count": group.count, "mae": None if math.isnan(group.mae) else group.mae}
-        for group in group_mae(true, pred, boundaries)
+        for group in group_mae(true, pred, boundaries, last_age)
     ]
+    last_age = resolve_last_age(boundaries, last_age)
+    if last_age is not None:
+        above = true > last_age
+        report["above_groups"] = {"label": f"{last_age + 1}+", "count": int(above.sum()),
+                                  "mae": float(np.mean(np.abs(pred[above] - true[above]))) if above.any() else None}
     report["group_mae_std"] = sigma
     report["aar"] = aar_from_mae_and_std(mae, sigma)
     return report
@@ -357,10 +393,29 @@ def metric_suffix(n) -> str:
     return f"{validate_tolerance(n):g}".replace(".", "_")
 
 
-def _group_counts_and_maes(y_true, y_pred, boundaries) -> Tuple[np.ndarray, np.ndarray]:
-    """Per-group face counts and MAEs (NaN where the count is 0)."""
+def resolve_last_age(boundaries, last_age=LAE) -> Optional[int]:
+    """The last age of the last group: ``"lae"`` is 81 with LAE's edges and ``None`` (open-ended) with others."""
+    if last_age == LAE:
+        return LAE_LAST_AGE if tuple(validate_group_edges(boundaries)) == DEFAULT_GROUP_EDGES else None
+    return last_age
+
+
+def _checked_edges(boundaries, last_age) -> Tuple[int, ...]:
     edges = validate_group_edges(boundaries)
+    if last_age is not None and (isinstance(last_age, bool) or not float(last_age).is_integer()
+                                 or last_age <= edges[-1]):
+        raise ValueError(f"last_age must be a whole age above the last edge {edges[-1]}, got {last_age!r}.")
+    return edges
+
+
+def _group_counts_and_maes(y_true, y_pred, boundaries, last_age) -> Tuple[np.ndarray, np.ndarray]:
+    """Per-group face counts and MAEs (NaN where the count is 0); faces older than ``last_age`` are in none."""
+    last_age = resolve_last_age(boundaries, last_age)
+    edges = _checked_edges(boundaries, last_age)
     true, pred = _as_age_pair(y_true, y_pred)
+    if last_age is not None:
+        inside = true <= last_age
+        true, pred = true[inside], pred[inside]
     # Number of edges strictly below the age: edges[k-1] < age <= edges[k].
     group = np.searchsorted(np.asarray(edges, dtype=np.float64), true, side="left")  # (N,)
     groups = len(edges) + 1

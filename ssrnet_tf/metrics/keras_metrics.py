@@ -75,10 +75,13 @@ class _AgeGroupErrorMetric(keras.metrics.Metric):
 
     Groups are taken by true age as in :func:`ssrnet_tf.metrics.group_mae`:
     group ``k`` holds ``edges[k - 1] < age <= edges[k]``, ages below 1 go
-    into the first group and ages above the last edge into the last.
+    into the first group and ages above the last edge into the last, up to
+    ``last_age`` (LAE's "71-81"); older faces are in no group.
 
     Args:
-        boundaries: Group edges; the defaults give 1-10, ..., 61-70, 71+.
+        boundaries: Group edges; the defaults give 1-10, ..., 61-70, 71-81.
+        last_age: Last age of the last group (``None``: open-ended; ``"lae"``:
+            81 with the default edges).
         name: Metric name.
         dtype: Dtype of the state and result.
     """
@@ -88,11 +91,17 @@ class _AgeGroupErrorMetric(keras.metrics.Metric):
         boundaries: Sequence[int] = age_metrics.DEFAULT_GROUP_EDGES,
         name: str | None = None,
         dtype=None,
+        last_age: int | None | str = age_metrics.LAE,
         **kwargs,
     ):
         super().__init__(name=name, dtype=dtype, **kwargs)
         self.boundaries = age_metrics.validate_group_edges(boundaries)
+        last_age = age_metrics.resolve_last_age(self.boundaries, last_age)
+        age_metrics.group_labels(self.boundaries, last_age)  # checks last_age
+        self.last_age = None if last_age is None else int(last_age)
         groups = len(self.boundaries) + 1
+        self.error_sum = self.add_variable(shape=(), initializer="zeros", dtype=self.dtype, name="error_sum")
+        self.face_count = self.add_variable(shape=(), initializer="zeros", dtype=self.dtype, name="face_count")
         self.group_error_sum = self.add_variable(
             shape=(groups,), initializer="zeros", dtype=self.dtype, name="group_error_sum"
         )
@@ -107,12 +116,16 @@ class _AgeGroupErrorMetric(keras.metrics.Metric):
         # Number of edges strictly below the age, i.e. the group index.
         group = ops.sum(ops.cast(ops.greater(true, edges), "int32"), axis=1)  # (batch,)
         member = ops.one_hot(group, len(self.boundaries) + 1, dtype=self.dtype)  # (batch, groups)
+        self.error_sum.assign_add(ops.sum(error * weight))
+        self.face_count.assign_add(ops.sum(weight))
+        if self.last_age is not None:  # older than the last group: in no group
+            member = member * ops.cast(ops.less_equal(true, float(self.last_age)), self.dtype)
         member = member * weight[:, None]
         self.group_error_sum.assign_add(ops.sum(member * error[:, None], axis=0))
         self.group_count.assign_add(ops.sum(member, axis=0))
 
     def _mae_and_std(self):
-        """Overall MAE, σ of LAE's eq. 7 over the non-empty groups, and the face count."""
+        """MAE of the grouped faces, σ of LAE's eq. 7 over the non-empty groups, and their face count."""
         total = ops.sum(self.group_count)
         mae = ops.divide_no_nan(ops.sum(self.group_error_sum), total)
         filled = ops.cast(ops.greater(self.group_count, 0), self.dtype)  # (groups,)
@@ -129,7 +142,7 @@ class _AgeGroupErrorMetric(keras.metrics.Metric):
 
     def get_config(self):
         config = super().get_config()
-        config.update({"boundaries": list(self.boundaries)})
+        config.update({"boundaries": list(self.boundaries), "last_age": self.last_age})
         return config
 
 
@@ -143,7 +156,9 @@ class GroupMAEStd(_AgeGroupErrorMetric):
     before any face has been seen.
 
     Args:
-        boundaries: Group edges; the defaults give 1-10, ..., 61-70, 71+.
+        boundaries: Group edges; the defaults give 1-10, ..., 61-70, 71-81.
+        last_age: Last age of the last group (``None``: open-ended; ``"lae"``:
+            81 with the default edges).
         name: Metric name.
         dtype: Dtype of the state and result.
 
@@ -168,7 +183,9 @@ class GroupMAEStdAboutGroupMean(GroupMAEStd):
     not the paper's σ (:class:`GroupMAEStd` is).
 
     Args:
-        boundaries: Group edges; the defaults give 1-10, ..., 61-70, 71+.
+        boundaries: Group edges; the defaults give 1-10, ..., 61-70, 71-81.
+        last_age: Last age of the last group (``None``: open-ended; ``"lae"``:
+            81 with the default edges).
         name: Metric name.
         dtype: Dtype of the state and result.
     """
@@ -193,7 +210,9 @@ class AgeAccuracyRepresentativeness(_AgeGroupErrorMetric):
     seen. Higher is better (at most 10).
 
     Args:
-        boundaries: Group edges; the defaults give 1-10, ..., 61-70, 71+.
+        boundaries: Group edges; the defaults give 1-10, ..., 61-70, 71-81.
+        last_age: Last age of the last group (``None``: open-ended; ``"lae"``:
+            81 with the default edges).
         name: Metric name.
         dtype: Dtype of the state and result.
 
@@ -211,9 +230,11 @@ class AgeAccuracyRepresentativeness(_AgeGroupErrorMetric):
         super().__init__(boundaries=boundaries, name=name, dtype=dtype, **kwargs)
 
     def result(self):
-        mae, sigma, total = self._mae_and_std()
-        score = ops.relu(age_metrics.AAR_MAE_BOUND - mae) + ops.relu(age_metrics.AAR_STD_BOUND - sigma)
-        return ops.where(ops.greater(total, 0), score, ops.zeros_like(score))
+        _, sigma, total = self._mae_and_std()
+        mae = ops.divide_no_nan(self.error_sum, self.face_count)  # over every face, as in LAE eq. 6
+        spread = ops.where(ops.greater(total, 0), ops.relu(age_metrics.AAR_STD_BOUND - sigma), ops.zeros_like(sigma))
+        score = ops.relu(age_metrics.AAR_MAE_BOUND - mae) + spread
+        return ops.where(ops.greater(self.face_count, 0), score, ops.zeros_like(score))
 
 
 def default_age_metrics() -> List[keras.metrics.Metric]:

@@ -122,23 +122,41 @@ def build_age_model(
         ...                        [heads.MultiTaskHead()], weights=None)
         >>> task.compile("adam")
     """
+    concatenated = [head for head in extra_heads if getattr(head, "design", "parallel") == "concatenated"]
+    if len(concatenated) > 1:
+        raise ValueError("at most one head can feed the age layer ('concatenated' design).")
     if isinstance(backbone, keras.Model):
         features_model = backbone
         if not backbone.name.endswith("_backbone"):
             raise ValueError(f"a backbone model is named '<registry key>_backbone', got {backbone.name!r}.")
         backbone, input_size = backbone.name[: -len("_backbone")], int(backbone.input_shape[1])
+        if concatenated and len(features_model.outputs) != 2:
+            raise ValueError("the 'concatenated' multi-task design needs a backbone built with early_features=True.")
     else:
         features_model = build_backbone(
-            backbone, input_size, alpha=alpha, weights=weights, batch_norm_momentum=batch_norm_momentum
+            backbone, input_size, alpha=alpha, weights=weights, batch_norm_momentum=batch_norm_momentum,
+            early_features=bool(concatenated),
         )
 
     # === Functional Model ===
     image = keras.Input((input_size, input_size, 3), name="image")
-    features = features_model(image)  # (N, D)
+    if concatenated:
+        features, early = features_model(image)  # (N, D), (N, H/8, W/8, C)
+    else:
+        features = features_model(image)  # (N, D)
     if dropout:
         features = keras.layers.Dropout(dropout, name="feature_dropout")(features)
+    outputs = {}
+    age_features = features
+    if concatenated:  # the LDL report's multi-task design (section 4.6)
+        head = concatenated[0]
+        pooled_early = keras.layers.GlobalAveragePooling2D(name=f"{head.name}_early_pool")(early)  # (N, C)
+        branch_outputs, logits = head.build_branches(pooled_early)
+        outputs.update(branch_outputs)
+        age_features = keras.layers.Concatenate(name="age_features")([features, *logits])  # (N, D + 2 + 5)
     all_heads = [age_head, *extra_heads]
-    outputs = _merge(head.build_outputs(features) for head in all_heads)
+    outputs = _merge([outputs, age_head.build_outputs(age_features),
+                      *(head.build_outputs(features) for head in extra_heads if head not in concatenated)])
     if "age" not in outputs:
         raise ValueError(f"age head {age_head.name!r} has no 'age' output; outputs: {sorted(outputs)}.")
     model = keras.Model(image, outputs, name=name or f"{backbone}_{age_head.name}")

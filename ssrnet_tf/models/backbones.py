@@ -75,6 +75,7 @@ def build_backbone(
     weights: Optional[str] = "imagenet",
     pooling: str = "avg",
     batch_norm_momentum: Optional[float] = None,
+    early_features: bool = False,
 ) -> keras.Model:
     """Builds a registered backbone that maps raw BGR pixels to features.
 
@@ -98,9 +99,15 @@ def build_backbone(
             thousand steps their inference statistics lag far behind (0.99
             is the usual from-scratch value). ``None``: 0.99 when ``weights``
             is ``None`` (from scratch), else the family's.
+        early_features: Also output the feature map of the family's last
+            layer at 1/8 of the input resolution (ResNet-50's
+            ``conv3_block4_out``: the "second residual block" the LDL
+            report's multi-task design branches from), as a second output.
 
     Returns:
-        A ``keras.Model`` named ``"<name>_backbone"``.
+        A ``keras.Model`` named ``"<name>_backbone"``: pooled features
+        ``(N, D)``, or with ``early_features`` the list ``[pooled (N, D),
+        early map (N, H/8, W/8, C)]``.
 
     Raises:
         ValueError: For an unknown name (listing the valid ones), an
@@ -134,5 +141,23 @@ def build_backbone(
         for layer in application.layers:
             if isinstance(layer, keras.layers.BatchNormalization):
                 layer.momentum = batch_norm_momentum
+    if early_features:
+        tap = early_feature_layer(application, input_size)
+        application = keras.Model(application.inputs, [application.output, tap.output], name=application.name)
     features = application(x)
     return keras.Model(image, features, name=f"{name}_backbone")
+
+
+def early_feature_layer(application: keras.Model, input_size: int) -> keras.layers.Layer:
+    """The last layer of a Keras Applications model whose output is at 1/8 of the input resolution.
+
+    Raises:
+        ValueError: If no layer has that resolution (an input below 64 px).
+    """
+    side = -(-input_size // 8)  # ceil: 'same'-padded strides
+    candidates = [layer for layer in application.layers
+                  if len(getattr(layer.output, "shape", ())) == 4 and layer.output.shape[1] == side]
+    if not candidates:
+        raise ValueError(f"{application.name} has no layer at 1/8 of {input_size} px ({side} px); early features "
+                         "need an input of at least 64 px.")
+    return candidates[-1]

@@ -69,16 +69,27 @@ class Variant:
         run: Name of the training it reads (variants with the same ``run``
             must have the same overrides and share one training per seed).
         report: ``"final"`` or ``"stage1"`` (a two-stage run's stage 1).
+        expect: The paper's claim for this variant against the study's
+            baseline (its first variant), as ``"lower mae"`` or ``"higher
+            age_group_accuracy"``: what the verdict tests
+            (:func:`ssrnet_tf.evaluation.paired_comparison.verdict`);
+            empty: no claim, differences only.
     """
 
     name: str
     overrides: List[str] = dataclasses.field(default_factory=list)
     run: str = ""
     report: str = "final"
+    expect: str = ""
 
     def __post_init__(self):
         if not self.name:
             raise ValueError("every variant needs a name.")
+        if self.expect:
+            words = self.expect.split()
+            if len(words) != 2 or words[0] not in ("lower", "higher"):
+                raise ValueError(f"variant {self.name!r}: expect must be 'lower METRIC' or 'higher METRIC', "
+                                 f"got {self.expect!r}.")
         if self.report not in REPORTS:
             raise ValueError(f"variant {self.name!r}: report must be one of {sorted(REPORTS)}, got {self.report!r}.")
         self.overrides = [str(override) for override in self.overrides]
@@ -98,6 +109,7 @@ class Study:
     seeds: List[int]
     variants: List[Variant]
     metrics: Dict[str, Dict[str, Any]] = dataclasses.field(default_factory=dict)
+    accuracy_floor: float = 7.0
 
     def __post_init__(self):
         if not self.variants:
@@ -152,7 +164,7 @@ def load_study(name_or_path) -> Study:
             reference=str(values.get("reference", "")), config=str(values["config"]),
             overrides=[str(o) for o in values.get("overrides") or []],
             seeds=[int(seed) for seed in values.get("seeds") or [0]], variants=variants,
-            metrics=dict(values.get("metrics") or {}),
+            metrics=dict(values.get("metrics") or {}), accuracy_floor=float(values.get("accuracy_floor", 7.0)),
         )
     except (KeyError, TypeError, ValueError) as error:
         raise ValueError(f"{path}: {error}") from None
@@ -239,11 +251,28 @@ def median_baseline(run_dir: pathlib.Path, config) -> Dict[str, float]:
     return {"median_age": median, **{key: float(report[key]) for key, _, _ in METRICS}}
 
 
+def majority_group_floor(run_dir: pathlib.Path, config, boundaries) -> Dict[str, Any]:
+    """The age-group accuracy of always answering the training faces' most common group, on the test faces."""
+    from ssrnet_tf.data import sources, splits  # pylint: disable=import-outside-toplevel
+    from ssrnet_tf.heads import encodings  # pylint: disable=import-outside-toplevel
+
+    table = sources.read_dataset(config.data.dataset, config.data.path)
+    parts = splits.Split.load(run_dir / "split.json").indices(table)
+    train = encodings.age_group_index(table.age[parts["train"]], boundaries)
+    test = encodings.age_group_index(table.age[parts["test"]], boundaries)
+    majority = int(np.bincount(train).argmax())
+    return {"group": majority, "label": f"group {majority}", "age_group_accuracy": float(np.mean(test == majority))}
+
+
 def _variant_metrics(study: Study, variant: Variant, config) -> Dict[str, float]:
     run_dir = pathlib.Path(config.run.output_dir)
     report = json.loads((run_dir / REPORTS[variant.report] / "report.json").read_text())
     values = {key: float(report[key]) for key, _, _ in METRICS}
     values["test_faces"] = int(report["count"])
+    values["convergence"] = _convergence(run_dir / ("stage2" if variant.report == "final" and config.stage_two.enabled
+                                                    else "") / "log.csv")
+    errors = run_dir / REPORTS[variant.report] / "test_errors.csv"
+    values["errors_file"] = str(errors) if errors.is_file() else None
     if "age_group_accuracy" in study.metrics:
         model_file = "stage1_model.keras" if variant.report == "stage1" else "model.keras"
         boundaries = study.metrics["age_group_accuracy"].get("boundaries", "5_groups")
@@ -311,11 +340,88 @@ def run_study(study: Study, output_dir, overrides: Sequence[str] = (), seeds: Op
             baseline = baseline or median_baseline(pathlib.Path(config.run.output_dir), config)
             results = _collect(study, seeds, per_variant, budget, command, overrides)
             results["median_baseline"] = baseline
+            if "age_group_accuracy" in study.metrics:
+                results["majority_group"] = majority_group_floor(
+                    pathlib.Path(config.run.output_dir), config,
+                    study.metrics["age_group_accuracy"].get("boundaries", "5_groups"))
             # Written after every run, so that an interrupted study still shows what ran.
             atomic_write_bytes(output_dir / "ablation.json", json.dumps(results, indent=2).encode())
             atomic_write_bytes(output_dir / "ablation.md", markdown_table(results, _metric_columns(study)).encode())
             plot_results(results, _metric_columns(study), output_dir / "ablation.png")
     return results
+
+
+def _convergence(log_path: pathlib.Path) -> Dict[str, Any]:
+    """Whether a run's validation MAE had flattened (:func:`paired_comparison.flattened`)."""
+    import csv  # pylint: disable=import-outside-toplevel
+
+    from ssrnet_tf.evaluation import paired_comparison  # pylint: disable=import-outside-toplevel
+
+    if not log_path.is_file():
+        return {"flat": False, "epochs": 0}
+    with open(log_path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    key = next((k for k in ("val_age_mae", "val_mae") if rows and k in rows[0]), None)
+    if key is None:
+        return {"flat": False, "epochs": len(rows)}
+    return {"epochs": len(rows), **paired_comparison.flattened([float(row[key]) for row in rows if row[key] != ""])}
+
+
+def _errors(entry: Dict[str, Any]):
+    import csv  # pylint: disable=import-outside-toplevel
+
+    if not entry.get("errors_file") or not pathlib.Path(entry["errors_file"]).is_file():
+        return None
+    with open(entry["errors_file"], newline="") as handle:
+        return np.asarray([float(row["abs_error"]) for row in csv.DictReader(handle)])
+
+
+def compare_to_baseline(study: Study, rows: List[Dict[str, Any]]) -> None:
+    """Adds to each row but the first its paired differences from the first and, if it has a claim, the verdict.
+
+    Per metric: the mean per-seed difference with a 95 % t interval over the
+    seeds both rows have. For the MAE also the difference over the test
+    faces (each face's error averaged over those seeds) with a 95 %
+    bootstrap interval. The verdict follows the rule of
+    :mod:`ssrnet_tf.evaluation.paired_comparison`; a study whose best row
+    misses ``accuracy_floor`` is under-trained.
+    """
+    from ssrnet_tf.evaluation import paired_comparison  # pylint: disable=import-outside-toplevel
+
+    if not rows:
+        return
+    best = min(row["summary"]["mae"]["mean"] for row in rows)
+    trained_enough = best <= study.accuracy_floor
+    baseline = rows[0]
+    by_seed = {entry["seed"]: entry for entry in baseline["seeds"]}
+    expectations = {variant.name: variant.expect for variant in study.variants}
+    for row in rows[1:]:
+        pairs = [(by_seed[entry["seed"]], entry) for entry in row["seeds"] if entry["seed"] in by_seed]
+        differences = {}
+        for key, _, _ in _metric_columns(study):
+            interval = paired_comparison.seed_interval([a[key] for a, _ in pairs], [b[key] for _, b in pairs])
+            differences[key] = {"seeds": interval.to_dict() if interval else None, "paired_seeds": len(pairs)}
+        base_errors = [_errors(a) for a, _ in pairs]
+        errors = [_errors(b) for _, b in pairs]
+        if pairs and all(e is not None for e in base_errors + errors):
+            faces = paired_comparison.bootstrap_interval(np.stack(base_errors), np.stack(errors))
+            differences["mae"]["faces"] = faces.to_dict()
+        row["vs_baseline"] = differences
+        row.pop("claim", None)
+        row.pop("verdict", None)
+        claim = expectations.get(row["name"])
+        if claim:
+            direction, key = claim.split()
+            found = differences.get(key, {})
+            intervals = [_interval(found.get("seeds"))] + ([_interval(found["faces"])] if "faces" in found else [])
+            row["claim"] = claim
+            row["verdict"] = paired_comparison.verdict(-1 if direction == "lower" else 1, intervals, trained_enough)
+
+
+def _interval(values):
+    from ssrnet_tf.evaluation import paired_comparison  # pylint: disable=import-outside-toplevel
+
+    return None if not values else paired_comparison.Interval(values["difference"], values["low"], values["high"])
 
 
 def _collect(study: Study, seeds, per_variant, budget, command: str, overrides) -> Dict[str, Any]:
@@ -327,13 +433,17 @@ def _collect(study: Study, seeds, per_variant, budget, command: str, overrides) 
             continue
         summary = {key: _summarise([entry[key] for entry in done]) for key, _, _ in _metric_columns(study)}
         rows.append({"name": variant.name, "run": variant.run, "report": variant.report,
-                     "overrides": variant.overrides, "seeds": done, "summary": summary})
+                     "overrides": variant.overrides, "seeds": done, "summary": summary,
+                     "flat": all(entry.get("convergence", {}).get("flat") for entry in done)})
+    compare_to_baseline(study, rows)
     return {
         "study": study.name, "title": study.title, "claim": study.claim, "reference": study.reference,
         "command": command, "config": study.config, "overrides": [*study.overrides, *overrides], "seeds": seeds,
         "budget": budget, "machine": _machine(), "variants": rows,
         "complete": all(len(per_variant[v.name]) == len(seeds) for v in study.variants),
         "spread": "std over the seeds (ddof 1; 0 with one seed)",
+        "accuracy_floor": study.accuracy_floor,
+        "trained_enough": bool(rows) and min(row["summary"]["mae"]["mean"] for row in rows) <= study.accuracy_floor,
     }
 
 
@@ -371,26 +481,47 @@ def markdown_table(results: Dict[str, Any], columns) -> str:
         f"{faces.get('test')} test faces (split seed {budget.get('split_seed')}), seeds {results['seeds']}; "
         f"{results['machine']}.", "",
     ]
-    header = "| variant | " + " | ".join(title for _, title, _ in columns) + " | ΔMAE vs first |"
-    lines += [header, "|" + "---|" * (len(columns) + 2)]
+    header = ("| variant | " + " | ".join(title for _, title, _ in columns)
+              + " | ΔMAE vs first: seeds (95 %) | faces (95 %) | flat | claim: verdict |")
+    lines += [header, "|" + "---|" * (len(columns) + 5)]
     first = results["variants"][0]["summary"]["mae"]["mean"]
     for row in results["variants"]:
         cells = [f"{row['summary'][key]['mean']:.3f} ± {row['summary'][key]['std']:.3f}" for key, _, _ in columns]
-        delta = row["summary"]["mae"]["mean"] - first
         count = len(row["seeds"])
         label = row["name"] if count == len(results["seeds"]) else f"{row['name']} ({count} seed{'s' if count > 1 else ''})"
-        lines.append(f"| {label} | " + " | ".join(cells) + f" | {delta:+.3f} |")
+        mae = (row.get("vs_baseline") or {}).get("mae") or {}
+        seeds_cell = _interval_cell(mae.get("seeds")) if row is not results["variants"][0] else "baseline"
+        faces_cell = _interval_cell(mae.get("faces")) if row is not results["variants"][0] else ""
+        verdict = f"{row['claim']}: **{row['verdict']}**" if row.get("verdict") else ""
+        flat = "yes" if row.get("flat") else "no"
+        lines.append(f"| {label} | " + " | ".join(cells) + f" | {seeds_cell} | {faces_cell} | {flat} | {verdict} |")
     baseline = results.get("median_baseline")
     if baseline:
         cells = [f"{baseline[key]:.3f}" if key in baseline else "" for key, _, _ in columns]
         lines.append(f"| *constant guess: training median ({baseline['median_age']:g})* | " + " | ".join(cells)
-                     + f" | {baseline['mae'] - first:+.3f} |")
+                     + f" | {baseline['mae'] - first:+.3f} | | | |")
+    floor = results.get("majority_group")
+    if floor:
+        cells = [f"{floor['age_group_accuracy']:.3f}" if key == "age_group_accuracy" else "" for key, _, _ in columns]
+        lines.append(f"| *majority group: always {floor['label']}* | " + " | ".join(cells) + " | | | | |")
     if not results.get("complete", True):
         lines += ["", "Incomplete (still running or interrupted): a row marked with a seed count has fewer seeds "
                       "than the study's, a missing variant has not run yet."]
+    if "trained_enough" in results and not results["trained_enough"]:
+        lines += ["", f"**Under-trained**: no variant reaches test MAE {results['accuracy_floor']:g}, so no verdict is "
+                      "drawn from this study."]
     lines += ["", f"On the held-out test faces; mean ± {results['spread']}. "
-              "CA(5): share of faces with |error| < 5 years; σ: LAE eq. 7; AAR = max(0, 7 − MAE) + max(0, 3 − σ).", ""]
+              "CA(5): share of faces with |error| < 5 years; σ: LAE eq. 7 over its groups 1-10 … 71-81; "
+              "AAR = max(0, 7 − MAE) + max(0, 3 − σ). ΔMAE: the paired difference from the first row, over the "
+              "seeds (t interval) and over the test faces (bootstrap); flat: the last 20 % of epochs improved the "
+              "validation MAE by less than 2 % in every seed; verdict: the rule in README \"Ablation studies\".", ""]
     return "\n".join(lines)
+
+
+def _interval_cell(values) -> str:
+    if not values:
+        return "n/a"
+    return f"{values['difference']:+.3f} [{values['low']:+.3f}, {values['high']:+.3f}]"
 
 
 def plot_results(results: Dict[str, Any], columns, path) -> None:

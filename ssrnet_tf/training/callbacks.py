@@ -38,6 +38,7 @@ import time
 
 import keras
 
+from ssrnet_tf.errors import UserError
 from ssrnet_tf.utils import atomic
 from ssrnet_tf.utils.atomic import atomic_write_bytes
 
@@ -204,3 +205,40 @@ class RunLogger(keras.callbacks.Callback):
         writer.writeheader()
         writer.writerows(self.rows)
         atomic_write_bytes(self.csv_path, buffer.getvalue().encode())
+
+
+class TrainingDiverged(UserError):
+    """The training loss became NaN or infinite."""
+
+
+class StopOnNonFiniteLoss(keras.callbacks.Callback):
+    """Stops training at the first batch whose loss is not finite, naming the epoch and batch.
+
+    Keras' ``TerminateOnNaN`` lets the epoch end, so the epoch-end callbacks
+    would save a NaN ``last.keras`` and back it up. This raises at once
+    instead: the epoch never ends, the backup keeps the last good epoch, and
+    no NaN model file is written.
+
+    Args:
+        learning_rate: The run's (peak) learning rate, for the advice.
+    """
+
+    def __init__(self, learning_rate: float):
+        super().__init__()
+        self.learning_rate = float(learning_rate)
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is None:
+            return
+        value = float(keras.ops.convert_to_numpy(loss))
+        if not math.isfinite(value):
+            raise TrainingDiverged(
+                f"the training loss became {value} in epoch {self._epoch + 1}, batch {batch + 1}; training stopped "
+                f"there, the last completed epoch's backup is kept and no model was saved. Lower the learning rate "
+                f"(e.g. optimizer.learning_rate={self.learning_rate / 10:g}) and start a new run, or --resume from "
+                "the backup with the lower rate.")

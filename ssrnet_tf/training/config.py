@@ -121,14 +121,20 @@ class OptimizerConfig:
     Attributes:
         name: ``"adam"``, ``"adamw"`` or ``"sgd"``.
         learning_rate: Initial (or peak, for one-cycle) learning rate.
-        weight_decay: Decoupled weight decay (adamw, sgd).
+        weight_decay: Weight decay (adamw, sgd).
         momentum: SGD momentum.
+        weight_decay_style: SGD's decay: ``"decoupled"`` (Keras: the
+            weights shrink by ``lr * weight_decay`` outside the momentum) or
+            ``"coupled"`` (PyTorch: ``weight_decay * w`` is added to the
+            gradient and carried through the momentum; LAE's recipe).
+            :mod:`ssrnet_tf.training.optimizers`.
     """
 
     name: str = "adam"
     learning_rate: float = 1e-3
     weight_decay: float = 0.0
     momentum: float = 0.9
+    weight_decay_style: str = "decoupled"
 
     def __post_init__(self):
         if self.name not in ("adam", "adamw", "sgd"):
@@ -222,14 +228,16 @@ class StageTwoConfig:
     trains it on class-balanced batches with ``L_ld + (L_er - mae)^2``, where
     ``mae`` is stage 1's validation MAE (Bao et al., "LAE: Long-tailed Age
     Estimation", 2021). Stage 2 keeps stage 1's augmentations and batch
-    size, uses a constant learning rate, and needs a validation split and a
-    backbone model whose age head has a classifier (``label_distribution``
-    or ``dex``).
+    size, and needs a validation split and a backbone model whose age head
+    has a classifier (``label_distribution`` or ``dex``).
 
     Attributes:
         enabled: Run stage 2 after stage 1.
         epochs: Its epochs.
-        learning_rate: Its (constant) learning rate.
+        learning_rate: Its learning rate (the peak, for one-cycle).
+        schedule: ``"one_cycle"`` (LAE: "a OneCycle schedule over ... 8
+            epochs in the ... classification stage"; warm-up share and final
+            divisor from the ``schedule`` section) or ``"constant"``.
         optimizer: ``"adam"``, ``"adamw"`` or ``"sgd"`` (weight decay and
             momentum from the ``optimizer`` section).
         class_bin_width: Years per age class of the balanced sampler (each
@@ -242,6 +250,7 @@ class StageTwoConfig:
     enabled: bool = False
     epochs: int = 5
     learning_rate: float = 1e-4
+    schedule: str = "one_cycle"
     optimizer: str = "adam"
     class_bin_width: float = 1.0
     steps_per_epoch: Optional[int] = None
@@ -329,6 +338,7 @@ _RULES = {
     "optimizer.learning_rate": _positive(),
     "optimizer.weight_decay": _at_least(0.0),
     "optimizer.momentum": _between(0.0, 1.0),
+    "optimizer.weight_decay_style": _choices("decoupled", "coupled"),
     "schedule.kind": _choices("constant", "step", "plateau", "one_cycle"),
     "schedule.milestones": _each(_at_least(1)),
     "schedule.factor": ((lambda v: 0.0 < v <= 1.0), "in (0, 1]"),
@@ -346,6 +356,7 @@ _RULES = {
     "stage_two.epochs": _at_least(1),
     "stage_two.learning_rate": _positive(),
     "stage_two.optimizer": _choices("adam", "adamw", "sgd"),
+    "stage_two.schedule": _choices("one_cycle", "constant"),
     "stage_two.class_bin_width": _positive(),
     "stage_two.steps_per_epoch": _at_least(1),
 }

@@ -20,6 +20,7 @@ Reference:
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Dict, List, Sequence, Tuple
 
 from ssrnet_tf.heads import base
@@ -90,3 +91,15 @@ def stage_two_losses(losses: Dict, loss_weights: Dict, anchor_mae: float) -> Tup
     losses = {**losses, base.AGE_OUTPUT: AnchoredMeanAbsoluteError(anchor_mae)}
     loss_weights = {**(loss_weights or {}), base.AGE_OUTPUT: 1.0}
     return losses, loss_weights
+
+
+def stage_two_schedule(config):
+    """Stage 2's learning-rate schedule: ``stage_two.schedule`` with the ``schedule`` section's one-cycle shape.
+
+    LAE: "we use an SGD optimizer with a OneCycle schedule over 24 epochs and
+    8 epochs in the representation and classification stage" (Bao et al.,
+    2021, section 4.2), so ``stage_two.schedule: one_cycle`` gives stage 2 its
+    own cycle over its epochs (warm-up share and final divisor from
+    ``schedule``); ``constant`` keeps ``stage_two.learning_rate`` throughout.
+    """
+    return dataclasses.replace(config.schedule, kind=config.stage_two.schedule, milestones=[])

@@ -42,7 +42,8 @@ import numpy as np
 from ssrnet_tf.training import callbacks as run_callbacks
 from ssrnet_tf.training import config as config_lib
 from ssrnet_tf.training import execution as execution_lib
-from ssrnet_tf.training import initial_weights, precise_batch_norm, schedules, stage_two, strategy as strategy_lib
+from ssrnet_tf.training import initial_weights, precise_batch_norm, run_lock, schedules, stage_two, strategy as strategy_lib
+from ssrnet_tf.utils import provenance
 from ssrnet_tf.utils.atomic import atomic_write_bytes
 
 logger = logging.getLogger(__name__)
@@ -85,14 +86,10 @@ def _split_tables(config: config_lib.ExperimentConfig, run_dir: pathlib.Path):
 
 
 def optimizer_for(options: config_lib.OptimizerConfig, learning_rate):
-    """The Keras optimizer of an ``optimizer`` config section at ``learning_rate`` (a float or schedule)."""
-    import keras  # pylint: disable=import-outside-toplevel
+    """The Keras optimizer of an ``optimizer`` config section (:func:`ssrnet_tf.training.optimizers.build_optimizer`)."""
+    from ssrnet_tf.training import optimizers  # pylint: disable=import-outside-toplevel
 
-    if options.name == "adam":
-        return keras.optimizers.Adam(learning_rate)
-    if options.name == "adamw":
-        return keras.optimizers.AdamW(learning_rate, weight_decay=options.weight_decay)
-    return keras.optimizers.SGD(learning_rate, momentum=options.momentum, weight_decay=options.weight_decay or None)
+    return optimizers.build_optimizer(options, learning_rate)
 
 
 @dataclasses.dataclass
@@ -168,10 +165,16 @@ def _backbone_task(config: config_lib.ExperimentConfig):
 def _prepare_run_dir(config: config_lib.ExperimentConfig, resume: bool, overrides=()) -> pathlib.Path:
     run_dir = pathlib.Path(config.run.output_dir)
     saved = run_dir / "config.yaml"
-    if run_dir.exists() and any(run_dir.iterdir()) and not resume:
+    started = run_dir.exists() and not run_lock.holds_only_the_lock(run_dir)
+    if started and not resume:
         raise ValueError(
             f"{run_dir}: run folder exists and is not empty; pass --resume to continue it, "
             "or set run.output_dir to a new folder (nothing was overwritten)."
+        )
+    if resume and started and not saved.is_file():
+        raise ValueError(
+            f"{run_dir}: not a run folder (it has no config.yaml), so there is nothing to resume; nothing in it was "
+            "changed. Set run.output_dir to the run folder to continue, or to a new folder to start a run."
         )
     if resume and saved.is_file():
         run_callbacks.remove_temp_files(run_dir)
@@ -289,6 +292,7 @@ def _fit(built: BuiltModel, run_dir: pathlib.Path, train_data, train_report, val
     # Precise BN first: validation and every file saved below see the recalibrated statistics.
     callback_list = [] if precise_bn_images is None else [precise_batch_norm.PreciseBatchNormCallback(precise_bn_images)]
     callback_list += [  # the logger writes log.csv and the best model before the backup commits the epoch
+        run_callbacks.StopOnNonFiniteLoss(_peak_rate(built.model)),
         run_callbacks.RunLogger(run_dir, built.spec, monitor=monitor, backup_dir=backup_dir),
         run_callbacks.AtomicBackupAndRestore(backup_dir, write=write_backup),
         keras.callbacks.TensorBoard(str(run_dir / "tensorboard")),
@@ -300,6 +304,18 @@ def _fit(built: BuiltModel, run_dir: pathlib.Path, train_data, train_report, val
     built.model.fit(train_data, validation_data=val_data, epochs=epochs, steps_per_epoch=steps_per_epoch,
                     callbacks=callback_list, verbose=verbose, shuffle=False)  # the pipeline shuffles
     return done_before
+
+
+def _peak_rate(model) -> float:
+    """The largest learning rate of a compiled model's optimizer (a one-cycle peak, a step schedule's first value)."""
+    import keras  # pylint: disable=import-outside-toplevel
+
+    schedule = getattr(model.optimizer, "_learning_rate", None)
+    if hasattr(schedule, "peak"):
+        return float(schedule.peak)
+    if hasattr(schedule, "values"):
+        return float(max(schedule.values))
+    return float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
 
 
 #: Per-face test results of a run's report (the paired bootstrap of the ablation studies reads them).
@@ -344,6 +360,16 @@ def _write_summary(run_dir: pathlib.Path, summary: Dict) -> None:
     atomic_write_bytes(run_dir / "summary.json", json.dumps(summary, indent=2).encode())
 
 
+#: The commit that started a run (kept across resumes, copied into summary.json).
+CODE_FILE = "code.json"
+
+
+def previous_code(run_dir: pathlib.Path) -> Optional[Dict]:
+    """The code version recorded when the run in ``run_dir`` started (``None`` if none was)."""
+    path = run_dir / CODE_FILE
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
 def _read_summary(run_dir: pathlib.Path) -> Dict:
     path = run_dir / "summary.json"
     return json.loads(path.read_text()) if path.is_file() else {}
@@ -378,7 +404,8 @@ def train(config: config_lib.ExperimentConfig, resume: bool = False, verbose: in
     strategy = strategy_lib.choose_strategy(config.run.strategy)  # first: a multi-worker strategy sets up collectives
     if config.run.strategy == "multi_worker" and not strategy_lib.is_chief():
         return _train_as_worker(config, resume, verbose, overrides, strategy)
-    return _train(config, resume, verbose, overrides, strategy)
+    with run_lock.run_lock(config.run.output_dir):  # one process per run folder
+        return _train(config, resume, verbose, overrides, strategy)
 
 
 def _train_as_worker(config: config_lib.ExperimentConfig, resume: bool, verbose: int, overrides, strategy) -> Dict:
@@ -396,6 +423,8 @@ def _train_as_worker(config: config_lib.ExperimentConfig, resume: bool, verbose:
         for name in ("split.json", "summary.json", "stage1_model.keras"):  # the split, and a finished stage 1
             if (home / name).is_file():
                 shutil.copy(home / name, scratch / name)
+        atomic_write_bytes(scratch / "config.yaml", dataclasses.replace(
+            config, run=dataclasses.replace(config.run, output_dir=str(scratch))).to_yaml().encode())
         worker = dataclasses.replace(config, run=dataclasses.replace(config.run, output_dir=str(scratch)))
         # "resume" in its own scratch folder: what was copied there is the chief's, the rest is written anew.
         return _train(worker, True, verbose, (), strategy, backup_home=home)
@@ -430,6 +459,8 @@ def _train(config: config_lib.ExperimentConfig, resume: bool, verbose: int, over
         return _read_summary(run_dir)
     keras.utils.set_random_seed(config.run.seed)
     write_backup, backup_home = backup_home is None, backup_home or run_dir
+    code = previous_code(run_dir) if resume else None
+    code = code or provenance.code_version()  # the commit that trains it (on resume: the one that started it)
     execution = execution_lib.resolve_execution(config.run.jit_compile, config.run.mixed_precision,
                                                 config.run.steps_per_execution, execution_lib.device_kind(strategy))
     policy = execution_lib.set_precision(execution.mixed_precision)
@@ -437,7 +468,8 @@ def _train(config: config_lib.ExperimentConfig, resume: bool, verbose: int, over
     train_table, val_table = tables[0], tables[1]
     faces = open_faces(config, tables[3])
     replicas = strategy.num_replicas_in_sync
-    summary = {"name": config.name, "epochs": config.run.epochs}
+    summary = {"name": config.name, "epochs": config.run.epochs, "code": code}
+    atomic_write_bytes(run_dir / CODE_FILE, json.dumps(code).encode())
 
     if "stage1" in previous:
         summary, stage_one, inputs = previous, previous["stage1"], None
@@ -529,18 +561,20 @@ def _train_stage_two(config: config_lib.ExperimentConfig, strategy, tables, run_
         built.model.load_weights(run_dir / "stage1_model.keras")
         trainable = stage_two.freeze_all_but_classifier(built.model, built.heads)
         losses, loss_weights = stage_two.stage_two_losses(built.losses, built.loss_weights, anchor)
-        optimizer = optimizer_for(dataclasses.replace(config.optimizer, name=options.optimizer), options.learning_rate)
     if inputs is None:
         inputs = _make_inputs(config, built.target_encoder, tables, run_dir, strategy.num_replicas_in_sync, faces)
     balanced = dataclasses.replace(inputs.train_config, sampling="balanced", class_bin_width=options.class_bin_width)
     train_data, train_report = pipeline.make_dataset(tables[0], balanced, target_encoder=built.target_encoder,
                                                      run_dir=stage_dir, name="train", faces=inputs.faces)
-    with strategy.scope():
-        execution_lib.compile_model(built.model, execution, train_data, optimizer=optimizer, loss=losses,
-                                    loss_weights=loss_weights, metrics=built.metrics)
     steps = options.steps_per_epoch or train_report.steps_per_epoch
     if config.run.steps_per_epoch:
         steps = min(steps, config.run.steps_per_epoch)
+    with strategy.scope():
+        rate = schedules.build_learning_rate(stage_two.stage_two_schedule(config), options.learning_rate, steps,
+                                             options.epochs)
+        optimizer = optimizer_for(dataclasses.replace(config.optimizer, name=options.optimizer), rate)
+        execution_lib.compile_model(built.model, execution, train_data, optimizer=optimizer, loss=losses,
+                                    loss_weights=loss_weights, metrics=built.metrics)
     done_before = _fit(built, stage_dir, train_data, train_report, inputs.val, options.epochs, steps, None, verbose,
                        backup_dir=(backup_home or run_dir) / "stage2" / "backup", write_backup=write_backup)
     model_path = run_dir / "model.keras"
