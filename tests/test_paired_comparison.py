@@ -52,4 +52,5 @@ def test_flattened_curve():
     assert not paired.flattened(still_falling)["flat"]
     result = paired.flattened(flat)
     assert result["flat"] and result["best_before_tail"] == 6.99 and result["best"] == 6.97
+    assert paired.flattened([7.0]) == {"best_before_tail": None, "best": None, "improvement": None, "flat": False}
     assert paired.t_quantile_95(2) == 4.303 and paired.t_quantile_95(1000) == 1.96

@@ -34,13 +34,10 @@ import logging
 import os
 import pathlib
 import platform
-import resource
 import shlex
 import sys
 import time
 from typing import Dict, List, Optional, Sequence
-
-import numpy as np
 
 logger = logging.getLogger(__name__)
 
@@ -91,13 +88,9 @@ def reset_peak_memory() -> bool:
 
 def peak_memory_mib() -> float:
     """Peak resident memory of this process in MiB (since the last :func:`reset_peak_memory`)."""
-    try:
-        for line in pathlib.Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    from ssrnet_tf.export.benchmark import peak_rss_mib  # pylint: disable=import-outside-toplevel
+
+    return peak_rss_mib()
 
 
 def machine_description() -> Dict[str, str]:

@@ -142,8 +142,8 @@ def flattened(validation_mae: Sequence[float], tail: float = 0.2, tolerance: flo
         as a fraction of the best before the tail).
     """
     values = np.asarray([v for v in validation_mae if v is not None and math.isfinite(v)], np.float64)
-    if values.size < 2:
-        return {"best_before_tail": float("nan"), "best": float("nan"), "improvement": float("nan"), "flat": False}
+    if values.size < 2:  # too short a curve to say (None, not NaN: the result goes to JSON and compares equal)
+        return {"best_before_tail": None, "best": None, "improvement": None, "flat": False}
     head = max(1, int(round(values.size * (1.0 - tail))))
     before, best = float(values[:head].min()), float(values.min())
     improvement = (before - best) / before if before > 0 else 0.0

@@ -76,7 +76,8 @@ def _time(fn, runs: int, warmup: int) -> List[float]:
     return times
 
 
-def _peak_rss_mib() -> float:
+def peak_rss_mib() -> float:
+    """Peak resident memory of this process in MiB (its own high-water mark where Linux has one)."""
     # Linux keeps ru_maxrss across execve (a worker would report its parent's
     # peak), so read this process's own high-water mark where there is one.
     try:
@@ -134,7 +135,7 @@ def measure_file(
             rows.append(BenchmarkRow(path, "keras", None, None, batch, *stats, size_kib, model.count_params(), 0.0))
     else:
         raise ValueError(f"{path}: expected a .tflite or .keras file.")
-    peak = _peak_rss_mib()
+    peak = peak_rss_mib()
     for row in rows:
         row.peak_rss_mib = peak
     return rows

@@ -272,7 +272,8 @@ def _variant_metrics(study: Study, variant: Variant, config) -> Dict[str, float]
     values["convergence"] = _convergence(run_dir / ("stage2" if variant.report == "final" and config.stage_two.enabled
                                                     else "") / "log.csv")
     errors = run_dir / REPORTS[variant.report] / "test_errors.csv"
-    values["errors_file"] = str(errors) if errors.is_file() else None
+    # Relative to the study's folder (its runs are RUN/seed_S inside it), so the tables can move with the files.
+    values["errors_file"] = str(pathlib.Path(*errors.parts[-4:])) if errors.is_file() else None
     if "age_group_accuracy" in study.metrics:
         model_file = "stage1_model.keras" if variant.report == "stage1" else "model.keras"
         boundaries = study.metrics["age_group_accuracy"].get("boundaries", "5_groups")
@@ -338,7 +339,7 @@ def run_study(study: Study, output_dir, overrides: Sequence[str] = (), seeds: Op
                   f"σ {values['group_mae_std']:.3f}, AAR {values['aar']:.3f}", flush=True)
             budget = budget or _budget(config)
             baseline = baseline or median_baseline(pathlib.Path(config.run.output_dir), config)
-            results = _collect(study, seeds, per_variant, budget, command, overrides)
+            results = _collect(study, seeds, per_variant, budget, command, overrides, output_dir)
             results["median_baseline"] = baseline
             if "age_group_accuracy" in study.metrics:
                 results["majority_group"] = majority_group_floor(
@@ -367,22 +368,26 @@ def _convergence(log_path: pathlib.Path) -> Dict[str, Any]:
     return {"epochs": len(rows), **paired_comparison.flattened([float(row[key]) for row in rows if row[key] != ""])}
 
 
-def _errors(entry: Dict[str, Any]):
+def _errors(entry: Dict[str, Any], base_dir=None):
     import csv  # pylint: disable=import-outside-toplevel
 
-    if not entry.get("errors_file") or not pathlib.Path(entry["errors_file"]).is_file():
+    if not entry.get("errors_file"):
         return None
-    with open(entry["errors_file"], newline="") as handle:
+    path = pathlib.Path(base_dir or ".") / entry["errors_file"]
+    if not path.is_file():
+        return None
+    with open(path, newline="") as handle:
         return np.asarray([float(row["abs_error"]) for row in csv.DictReader(handle)])
 
 
-def compare_to_baseline(study: Study, rows: List[Dict[str, Any]]) -> None:
+def compare_to_baseline(study: Study, rows: List[Dict[str, Any]], base_dir=None) -> None:
     """Adds to each row but the first its paired differences from the first and, if it has a claim, the verdict.
 
     Per metric: the mean per-seed difference with a 95 % t interval over the
     seeds both rows have. For the MAE also the difference over the test
     faces (each face's error averaged over those seeds) with a 95 %
-    bootstrap interval. The verdict follows the rule of
+    bootstrap interval (the rows' ``errors_file`` are relative to
+    ``base_dir``, the study's folder). The verdict follows the rule of
     :mod:`ssrnet_tf.evaluation.paired_comparison`; a study whose best row
     misses ``accuracy_floor`` is under-trained.
     """
@@ -401,8 +406,8 @@ def compare_to_baseline(study: Study, rows: List[Dict[str, Any]]) -> None:
         for key, _, _ in _metric_columns(study):
             interval = paired_comparison.seed_interval([a[key] for a, _ in pairs], [b[key] for _, b in pairs])
             differences[key] = {"seeds": interval.to_dict() if interval else None, "paired_seeds": len(pairs)}
-        base_errors = [_errors(a) for a, _ in pairs]
-        errors = [_errors(b) for _, b in pairs]
+        base_errors = [_errors(a, base_dir) for a, _ in pairs]
+        errors = [_errors(b, base_dir) for _, b in pairs]
         if pairs and all(e is not None for e in base_errors + errors):
             faces = paired_comparison.bootstrap_interval(np.stack(base_errors), np.stack(errors))
             differences["mae"]["faces"] = faces.to_dict()
@@ -424,7 +429,7 @@ def _interval(values):
     return None if not values else paired_comparison.Interval(values["difference"], values["low"], values["high"])
 
 
-def _collect(study: Study, seeds, per_variant, budget, command: str, overrides) -> Dict[str, Any]:
+def _collect(study: Study, seeds, per_variant, budget, command: str, overrides, base_dir=None) -> Dict[str, Any]:
     """The results of the runs done so far (variants without a run yet are left out)."""
     rows = []
     for variant in study.variants:
@@ -435,7 +440,7 @@ def _collect(study: Study, seeds, per_variant, budget, command: str, overrides) 
         rows.append({"name": variant.name, "run": variant.run, "report": variant.report,
                      "overrides": variant.overrides, "seeds": done, "summary": summary,
                      "flat": all(entry.get("convergence", {}).get("flat") for entry in done)})
-    compare_to_baseline(study, rows)
+    compare_to_baseline(study, rows, base_dir)
     return {
         "study": study.name, "title": study.title, "claim": study.claim, "reference": study.reference,
         "command": command, "config": study.config, "overrides": [*study.overrides, *overrides], "seeds": seeds,
