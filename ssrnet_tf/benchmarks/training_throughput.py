@@ -203,18 +203,9 @@ def benchmark_training(config_name: str, overrides: Sequence[str] = (), steps: i
     Returns:
         The JSON document (:data:`FORMAT`).
     """
-    from ssrnet_tf.training import config as config_lib  # pylint: disable=import-outside-toplevel
     from ssrnet_tf.training import execution as execution_lib  # pylint: disable=import-outside-toplevel
-    from ssrnet_tf.training import strategy as strategy_lib, trainer  # pylint: disable=import-outside-toplevel
 
-    config = config_lib.load_config(config_name, ["model.weights=null", "model.initial_weights=null", *overrides])
-    strategy = strategy_lib.choose_strategy(config.run.strategy)
-    device = execution_lib.device_kind(strategy)
-    table = trainer.read_table(config)
-    train_table = trainer.split_parts(config, table)["train"]
-    started = time.perf_counter()
-    faces = trainer.open_faces(config, table)
-    cache_seconds = time.perf_counter() - started
+    config, strategy, device, train_table, faces, cache_seconds = _setup(config_name, overrides)
     auto = execution_lib.resolve_execution(device=device)
     records = []
     chosen = list(only or combinations(device, steps_per_execution=steps_per_execution))
@@ -307,19 +298,24 @@ def _time_in_child(config_name: str, overrides: Sequence[str], combination: Comb
 _RECORD = "TRAINING_THROUGHPUT_RECORD "
 
 
-def _child(request: Dict) -> None:
-    """The child process of :func:`_time_in_child`: times one combination, prints its record."""
+def _setup(config_name: str, overrides: Sequence[str]):
+    """``(config, strategy, device, training table, face cache, seconds to open the cache)`` (no download needed)."""
     from ssrnet_tf.training import config as config_lib  # pylint: disable=import-outside-toplevel
     from ssrnet_tf.training import execution as execution_lib  # pylint: disable=import-outside-toplevel
     from ssrnet_tf.training import strategy as strategy_lib, trainer  # pylint: disable=import-outside-toplevel
 
-    config = config_lib.load_config(request["config"], ["model.weights=null", "model.initial_weights=null",
-                                                        *request["overrides"]])
+    config = config_lib.load_config(config_name, ["model.weights=null", "model.initial_weights=null", *overrides])
     strategy = strategy_lib.choose_strategy(config.run.strategy)
-    device = execution_lib.device_kind(strategy)
     table = trainer.read_table(config)
     train_table = trainer.split_parts(config, table)["train"]
+    started = time.perf_counter()
     faces = trainer.open_faces(config, table)
+    return config, strategy, execution_lib.device_kind(strategy), train_table, faces, time.perf_counter() - started
+
+
+def _child(request: Dict) -> None:
+    """The child process of :func:`_time_in_child`: times one combination, prints its record."""
+    config, strategy, device, train_table, faces, _ = _setup(request["config"], request["overrides"])
     with strategy.scope():
         record = _time_combination(config, Combination(**request["combination"]), train_table, faces, device,
                                    request["steps"], request["warmup"])
